@@ -1,0 +1,136 @@
+"""The ``coe`` command line. Each subcommand parses arguments and calls library code.
+
+User errors (:class:`coe.errors.CoeError`) print as one line, without a
+traceback, and exit with status 1.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from coe.errors import CoeError
+
+__all__ = ["main", "cli"]
+
+
+class _CoeGroup(click.Group):
+    """A click group that turns CoeError into a clean CLI error."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except CoeError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_CoeGroup)
+@click.version_option(package_name="coe")
+def cli() -> None:
+    """coe: activation-directed expert surgery for Mixture-of-Experts LLMs."""
+
+
+@cli.group(cls=_CoeGroup, invoke_without_command=True)
+@click.option("--model", "model_dir", type=click.Path(path_type=Path), help="HF model directory.")
+@click.option("--corpus", multiple=True, type=click.Path(path_type=Path), help="Corpus file (.txt or .jsonl); repeatable.")
+@click.option("--out", type=click.Path(path_type=Path), help="Where to write profile.safetensors.")
+@click.option("--batch-size", default=8, show_default=True, help="Chunks per forward pass.")
+@click.option("--max-length", default=512, show_default=True, help="Tokens per chunk, BOS included.")
+@click.option("--device", default="cpu", show_default=True, help="torch device.")
+@click.option("--dtype", default="float32", show_default=True, type=click.Choice(["float32", "bfloat16", "float16"]))
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.pass_context
+def profile(ctx: click.Context, model_dir, corpus, out, batch_size, max_length, device, dtype, quiet) -> None:
+    """Record what a MoE model's routers do on a corpus (RouterProfile).
+
+    \b
+    coe profile --model DIR --corpus FILE --out profile.safetensors
+    coe profile merge A B --out C
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    missing = [flag for flag, value in (("--model", model_dir), ("--corpus", corpus), ("--out", out)) if not value]
+    if missing:
+        raise click.UsageError(f"missing {', '.join(missing)}")
+    from coe.profile import save_profile
+    from coe.profile.runner import ProfileSettings, load_model, profile_model
+
+    settings = ProfileSettings(batch_size=batch_size, max_length=max_length, device=device, dtype=dtype)
+    settings.validate()
+    loaded = load_model(model_dir, settings)
+    result = profile_model(loaded, list(corpus), settings, progress=not quiet)
+    save_profile(result, out)
+    click.echo(f"profiled {result.n_tokens} tokens over {len(result.meta.moe_layers)} MoE layers -> {out}")
+
+
+@profile.command("merge")
+@click.argument("profiles", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path))
+def profile_merge(profiles, out) -> None:
+    """Sum profiles of the same model (corpus shards profiled apart)."""
+    from coe.profile import load_profile, merge_profiles, save_profile
+
+    merged = merge_profiles([load_profile(p) for p in profiles])
+    save_profile(merged, out)
+    click.echo(f"merged {len(profiles)} profiles ({merged.n_tokens} tokens) -> {out}")
+
+
+@cli.command("inspect")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--keep", type=int, default=None, help="Also print the size with this many experts per layer.")
+def inspect_cmd(path, keep) -> None:
+    """Print the MoE layout of an HF model directory, a GGUF file or a profile."""
+    if path.suffix == ".safetensors" and path.is_file():
+        from coe.profile import load_profile
+        from coe.profile.summary import format_profile
+
+        click.echo(format_profile(load_profile(path)))
+        return
+    from coe.inspect import format_layout, inspect_path
+
+    click.echo(format_layout(inspect_path(path), keep=keep))
+
+
+@cli.group(cls=_CoeGroup)
+def demo() -> None:
+    """Build the small offline models and corpora that need no download."""
+
+
+@demo.command("tiny-model")
+@click.option("--out", required=True, type=click.Path(path_type=Path))
+@click.option("--layers", default=3, show_default=True)
+@click.option("--experts", default=8, show_default=True)
+@click.option("--top-k", default=2, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+def demo_tiny_model(out, layers, experts, top_k, seed) -> None:
+    """A random tiny Gemma 4 MoE with a byte-level BPE tokenizer."""
+    from coe.demo.tiny import TinySpec, build_tiny_model, stdlib_corpus
+
+    spec = TinySpec(num_layers=layers, num_experts=experts, top_k=top_k, seed=seed)
+    build_tiny_model(out, spec, stdlib_corpus())
+    click.echo(f"tiny Gemma 4 MoE ({layers} layers, {experts} experts, top-{top_k}) -> {out}")
+
+
+@demo.command("stdlib-corpus")
+@click.option("--out", required=True, type=click.Path(path_type=Path))
+@click.option("--files", default=40, show_default=True, help="How many standard-library modules.")
+def demo_stdlib_corpus(out, files) -> None:
+    """A coding corpus (JSONL) from Python's standard library sources."""
+    import json
+
+    from coe.demo.tiny import stdlib_corpus
+    from coe.io import write_bytes_atomic
+
+    lines = [json.dumps({"text": text}) for text in stdlib_corpus(max_files=files)]
+    write_bytes_atomic(out, ("\n".join(lines) + "\n").encode())
+    click.echo(f"{len(lines)} documents -> {out}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli()
+
+
+if __name__ == "__main__":
+    main()
