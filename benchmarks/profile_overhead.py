@@ -51,8 +51,8 @@ def main() -> None:
         (torch.from_numpy(b.input_ids), torch.from_numpy(b.attention_mask), torch.from_numpy(b.count_mask))
         for b in iter_batches(chunks, args.batch_size, pad_id=0, bos_id=2)
     ]
-    routers = find_moe_layers(loaded.model, loaded.family, loaded.layout)
-    recorder = RouterRecorder(routers, loaded.family, loaded.layout, torch.device("cpu"))
+    layers = find_moe_layers(loaded.model, loaded.family, loaded.layout)
+    recorder = RouterRecorder(layers, loaded.family, loaded.layout, torch.device("cpu"))
 
     def plain() -> float:
         start = time.perf_counter()

@@ -38,7 +38,7 @@ def _brute_force(router: torch.nn.Module, inputs: torch.Tensor, top_k: int) -> t
 
 
 def test_counts_and_weights_equal_brute_force(loaded, corpus_file, monkeypatch):
-    routers = find_moe_layers(loaded.model, loaded.family, loaded.layout)
+    routers = [layer.router for layer in find_moe_layers(loaded.model, loaded.family, loaded.layout)]
     inputs: list[list[torch.Tensor]] = [[] for _ in routers]
     masks: list[torch.Tensor] = []
     handles = [
@@ -67,6 +67,39 @@ def test_counts_and_weights_equal_brute_force(loaded, corpus_file, monkeypatch):
     np.testing.assert_allclose(profile.weight_sum, weight_sum, rtol=1e-5)
     assert profile.n_tokens == sum(int(m.sum()) for m in masks)
     assert (profile.counts.sum(axis=(1, 2)) == profile.n_tokens * R).all()  # every counted token picks R experts
+
+
+def test_reap_gate_out_norm_equals_brute_force(loaded, corpus_file, monkeypatch):
+    experts = [layer.experts for layer in find_moe_layers(loaded.model, loaded.family, loaded.layout)]
+    calls: list[list[tuple]] = [[] for _ in experts]
+    masks: list[torch.Tensor] = []
+    handles = [
+        e.register_forward_pre_hook(lambda m, args, slot=slot: calls[slot].append(tuple(a.clone() for a in args[:3])))
+        for slot, e in enumerate(experts)
+    ]
+    original = RouterRecorder.counting
+    monkeypatch.setattr(RouterRecorder, "counting", lambda self, m: (masks.append(m.reshape(-1)), original(self, m)))
+    settings = ProfileSettings(batch_size=4, max_length=64, reap=True)
+    try:
+        profile = profile_model(loaded, [corpus_file], settings, progress=False)
+    finally:
+        for h in handles:
+            h.remove()
+
+    expected = np.zeros(profile.shape[:2])
+    with torch.no_grad():
+        for slot, module in enumerate(experts):
+            gate_up, down = module.gate_up_proj.double(), module.down_proj.double()
+            for (hidden, index, weights), mask in zip(calls[slot], masks, strict=True):
+                for token in torch.nonzero(mask).flatten().tolist():
+                    for k, e in enumerate(index[token].tolist()):
+                        gate, up = (gate_up[e] @ hidden[token].double()).chunk(2)
+                        out = down[e] @ (module.act_fn(gate) * up)
+                        expected[slot, e] += float(weights[token, k]) * float(out.norm())
+    np.testing.assert_allclose(profile.extras["gate_out_norm_sum"], expected, rtol=1e-4)
+    plain = profile_model(loaded, [corpus_file], dataclasses.replace(settings, reap=False), progress=False)
+    assert plain.extras == {}
+    np.testing.assert_array_equal(plain.counts, profile.counts)
 
 
 def test_padding_and_bos_are_not_counted(loaded, corpus_file, documents):

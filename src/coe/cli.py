@@ -39,9 +39,10 @@ def cli() -> None:
 @click.option("--max-length", default=512, show_default=True, help="Tokens per chunk, BOS included.")
 @click.option("--device", default="cpu", show_default=True, help="torch device.")
 @click.option("--dtype", default="float32", show_default=True, type=click.Choice(["float32", "bfloat16", "float16"]))
+@click.option("--reap", is_flag=True, help="Also record gate_out_norm_sum for the reap scorer (slower).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
-def profile(ctx: click.Context, model_dir, corpus, out, batch_size, max_length, device, dtype, quiet) -> None:
+def profile(ctx: click.Context, model_dir, corpus, out, batch_size, max_length, device, dtype, reap, quiet) -> None:
     """Record what a MoE model's routers do on a corpus (RouterProfile).
 
     \b
@@ -56,7 +57,7 @@ def profile(ctx: click.Context, model_dir, corpus, out, batch_size, max_length, 
     from coe.profile import save_profile
     from coe.profile.runner import ProfileSettings, load_model, profile_model
 
-    settings = ProfileSettings(batch_size=batch_size, max_length=max_length, device=device, dtype=dtype)
+    settings = ProfileSettings(batch_size=batch_size, max_length=max_length, device=device, dtype=dtype, reap=reap)
     settings.validate()
     loaded = load_model(model_dir, settings)
     result = profile_model(loaded, list(corpus), settings, progress=not quiet)
@@ -90,6 +91,83 @@ def inspect_cmd(path, keep) -> None:
     from coe.inspect import format_layout, inspect_path
 
     click.echo(format_layout(inspect_path(path), keep=keep))
+
+
+@cli.group(cls=_CoeGroup, invoke_without_command=True)
+@click.option("--profile", "profiles", multiple=True, type=click.Path(path_type=Path), help="Domain profile; repeatable.")
+@click.option("--weight", "weights", multiple=True, type=float, help="Weight per --profile (default equal).")
+@click.option("--cot-profile", type=click.Path(path_type=Path), help="Reasoning-trace profile for pass 3.")
+@click.option("--keep", type=int, help="Experts kept per MoE layer.")
+@click.option("--scorer", default="utility", show_default=True, help="utility, frequency, rank_weighted, reap, random.")
+@click.option("--whitelist-max-mean-rank", default=2.0, show_default=True, help="Pass 2: mean 0-based pick rank below this.")
+@click.option("--whitelist-min-count", default=10, show_default=True, help="Pass 2: at least this many picks.")
+@click.option("--arbitrage-cap", default=3, show_default=True, help="Pass 3: swaps per layer at most (0 disables).")
+@click.option("--seed", default=0, show_default=True, help="Seed of the random scorer.")
+@click.option("--out", type=click.Path(path_type=Path), help="Where to write mask.json.")
+@click.pass_context
+def mask(ctx: click.Context, profiles, weights, cot_profile, keep, scorer, whitelist_max_mean_rank,
+         whitelist_min_count, arbitrage_cap, seed, out) -> None:  # fmt: skip
+    """Build the ExpertMask: which experts each MoE layer keeps.
+
+    \b
+    coe mask --profile P [--cot-profile C] --keep K --out mask.json
+    coe mask report mask.json [--profile P] [--heatmap h.png] [--compare other.json --overlap o.png]
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    missing = [flag for flag, value in (("--profile", profiles), ("--keep", keep), ("--out", out)) if not value]
+    if missing:
+        raise click.UsageError(f"missing {', '.join(missing)}")
+    from coe.io import sha256_file
+    from coe.mask import MaskSettings, build_mask, save_mask
+    from coe.profile import load_profile
+
+    settings = MaskSettings(keep, scorer, whitelist_max_mean_rank, whitelist_min_count, arbitrage_cap, seed)
+    loaded = [load_profile(p) for p in profiles]
+    cot = load_profile(cot_profile) if cot_profile else None
+    sources = {"profile_sha256": "+".join(sha256_file(p) for p in profiles)}
+    if cot_profile:
+        sources["cot_profile_sha256"] = sha256_file(cot_profile)
+    result = build_mask(loaded, settings, cot, list(weights) if weights else None, sources)
+    save_mask(result, out)
+    passes = {p: sum(s.pass_ == p for s in result.swaps) for p in ("whitelist", "arbitrage")}
+    click.echo(f"kept {keep}/{result.num_experts} experts in {len(result.layers)} layers "
+               f"({passes['whitelist']} whitelist, {passes['arbitrage']} arbitrage swaps) -> {out}")  # fmt: skip
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
+
+
+@mask.command("report")
+@click.argument("mask_path", type=click.Path(path_type=Path))
+@click.option("--profile", type=click.Path(path_type=Path), help="Profile for coverage (and the heat-map).")
+@click.option("--heatmap", type=click.Path(path_type=Path), help="Write a layers x experts heat-map PNG (needs --profile).")
+@click.option("--compare", type=click.Path(path_type=Path), help="Another mask to compare with.")
+@click.option("--overlap", type=click.Path(path_type=Path), help="Write the per-layer Jaccard figure (needs --compare).")
+def mask_report_cmd(mask_path, profile, heatmap, compare, overlap) -> None:
+    """Per-layer kept counts, swaps, coverage; optional figures."""
+    from coe.mask import load_mask
+    from coe.mask.report import format_report, jaccard, mask_report, plot_heatmap, plot_overlap
+    from coe.mask.scorers import score
+    from coe.profile import load_profile
+
+    if heatmap and not profile:
+        raise click.UsageError("--heatmap needs --profile")
+    if overlap and not compare:
+        raise click.UsageError("--overlap needs --compare")
+    the_mask = load_mask(mask_path)
+    prof = load_profile(profile) if profile else None
+    click.echo(format_report(mask_report(the_mask, prof), the_mask))
+    if heatmap:
+        util = score(the_mask.params.get("scorer", "utility"), prof, the_mask.params.get("seed", 0))
+        plot_heatmap(the_mask, util, list(prof.meta.moe_layers), heatmap)
+        click.echo(f"heat-map -> {heatmap}")
+    if compare:
+        other = load_mask(compare)
+        overlap_by_layer = jaccard(the_mask, other)
+        click.echo("jaccard vs " + str(compare) + ": " + " ".join(f"{b}:{j:.3f}" for b, j in overlap_by_layer.items()))
+        if overlap:
+            plot_overlap(the_mask, other, overlap, (mask_path.stem, compare.stem))
+            click.echo(f"overlap figure -> {overlap}")
 
 
 @cli.group(cls=_CoeGroup)

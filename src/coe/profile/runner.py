@@ -32,12 +32,14 @@ class ProfileSettings:
         max_length: tokens per chunk, BOS included.
         device: torch device string ("cpu", "cuda", "cuda:1", "mps").
         dtype: model dtype name: float32, bfloat16 or float16.
+        reap: also record ``gate_out_norm_sum`` for the REAP scorer (slower).
     """
 
     batch_size: int = 8
     max_length: int = 512
     device: str = "cpu"
     dtype: str = "float32"
+    reap: bool = False
 
     def validate(self) -> None:
         """Raise ConfigError on a setting no run could use."""
@@ -123,8 +125,8 @@ def profile_model(
     batches = iter_batches(iter_chunks(iter_segments(corpus), encode, body), settings.batch_size, pad_id, bos_id)
 
     device = torch.device(settings.device)
-    routers = find_moe_layers(loaded.model, loaded.family, loaded.layout)
-    recorder = RouterRecorder(routers, loaded.family, loaded.layout, device)
+    layers = find_moe_layers(loaded.model, loaded.family, loaded.layout)
+    recorder = RouterRecorder(layers, loaded.family, loaded.layout, device, gate_out_norm=settings.reap)
     with recorder, torch.inference_mode(), tqdm(desc="profiling", unit="tok", unit_scale=True, disable=not progress) as bar:
         for batch in batches:
             recorder.counting(torch.from_numpy(batch.count_mask).to(device))
@@ -135,7 +137,7 @@ def profile_model(
                 logits_to_keep=1,  # the profile needs no logits; skip the [B, T, vocab] head
             )
             bar.update(int(batch.count_mask.sum()))
-    counts, weight_sum, n_tokens = recorder.result()
+    counts, weight_sum, n_tokens, extras = recorder.result()
     meta = ProfileMeta(
         model_id=loaded.model_id,
         revision=loaded.revision,
@@ -147,4 +149,4 @@ def profile_model(
         corpus_sha256=corpus_digest(corpus),
         backend="transformers",
     )
-    return RouterProfile(counts=counts, weight_sum=weight_sum, n_tokens=n_tokens, meta=meta)
+    return RouterProfile(counts=counts, weight_sum=weight_sum, n_tokens=n_tokens, meta=meta, extras=extras)
