@@ -170,6 +170,24 @@ def mask_report_cmd(mask_path, profile, heatmap, compare, overlap) -> None:
             click.echo(f"overlap figure -> {overlap}")
 
 
+@cli.command("prune")
+@click.option("--mask", "mask_path", required=True, type=click.Path(path_type=Path), help="mask.json from `coe mask`.")
+@click.option("--in", "parent", required=True, type=click.Path(path_type=Path), help="Parent: a .gguf file or an HF directory.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Specialist: .gguf file or directory.")
+@click.option("--verify/--no-verify", default=True, show_default=True,
+              help="GGUF: dequantise every sliced tensor and refuse NaN/Inf (byte checks always run).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def prune_cmd(mask_path, parent, out, verify, quiet) -> None:
+    """Remove the experts a mask drops from a GGUF file or an HF checkpoint."""
+    from coe.mask import load_mask
+    from coe.surgery import prune
+
+    result = prune(parent, load_mask(mask_path), out, verify=verify, progress=not quiet)
+    ratio = result.out_bytes / result.parent_bytes
+    click.echo(f"{result.sliced} per-expert tensors sliced, {result.tensors} tensors in all; "
+               f"{result.parent_bytes:,} -> {result.out_bytes:,} bytes ({ratio:.1%}) -> {out}")  # fmt: skip
+
+
 @cli.group(cls=_CoeGroup)
 def demo() -> None:
     """Build the small offline models and corpora that need no download."""

@@ -10,8 +10,9 @@ from gguf import GGUFReader
 from gguf.constants import Keys
 
 from coe.errors import FormatError
+from coe.families import MoEFamily, MoELayout
 
-__all__ = ["open_gguf", "field_value", "is_gguf", "architecture"]
+__all__ = ["open_gguf", "field_value", "is_gguf", "architecture", "moe_layout"]
 
 _MAGIC = b"GGUF"
 
@@ -36,9 +37,14 @@ def open_gguf(path: str | os.PathLike[str]) -> GGUFReader:
     if not is_gguf(path):
         raise FormatError(f"{path} is not a GGUF file (no GGUF magic at the start)")
     try:
-        return GGUFReader(path, "r")
+        reader = GGUFReader(path, "r")
     except (ValueError, IndexError, KeyError, OSError) as exc:
         raise FormatError(f"{path} is truncated or corrupt: {exc}") from exc
+    size = Path(path).stat().st_size
+    for tensor in reader.tensors:
+        if tensor.data_offset + tensor.n_bytes > size:
+            raise FormatError(f"{path} is truncated: tensor {tensor.name} ends past the end of the file")
+    return reader
 
 
 def field_value(reader: GGUFReader, key: str, default: Any = None) -> Any:
@@ -55,3 +61,30 @@ def architecture(reader: GGUFReader) -> str:
     if not isinstance(arch, str):
         raise FormatError("GGUF file has no general.architecture")
     return arch
+
+
+def moe_layout(reader: GGUFReader, family: MoEFamily) -> tuple[MoELayout, dict[str, int]]:
+    """The file's MoE layout, and a map from each per-expert tensor name to its block.
+
+    Raises:
+        FormatError: expert keys missing, or an MoE block lacks a required tensor.
+    """
+    arch = family.gguf_arch_name
+    num_experts = field_value(reader, Keys.LLM.EXPERT_COUNT.format(arch=arch))
+    top_k = field_value(reader, Keys.LLM.EXPERT_USED_COUNT.format(arch=arch))
+    blocks = field_value(reader, Keys.LLM.BLOCK_COUNT.format(arch=arch))
+    if not num_experts or not top_k or blocks is None:
+        raise FormatError(f"{arch} file lacks {arch}.expert_count, expert_used_count or block_count")
+    names = {t.name for t in reader.tensors}
+    expert_tensors: dict[str, int] = {}
+    moe_layers = []
+    for block in range(int(blocks)):
+        present = [spec for spec in family.gguf_expert_tensors if spec.name(block) in names]
+        if not present:
+            continue
+        missing = [spec.name(block) for spec in family.gguf_expert_tensors if not spec.optional and spec not in present]
+        if missing:
+            raise FormatError(f"MoE block {block} lacks {missing}")
+        moe_layers.append(block)
+        expert_tensors.update({spec.name(block): block for spec in present})
+    return MoELayout(tuple(moe_layers), int(num_experts), int(top_k)), expert_tensors

@@ -11,12 +11,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gguf.constants import Keys
 from safetensors import safe_open
 
 from coe.errors import ConfigError, FormatError
 from coe.families import MoEFamily, MoELayout, family_for_gguf_arch, layout_from_hf_config
-from coe.gguf_file import architecture, field_value, is_gguf, open_gguf
+from coe.gguf_file import architecture, is_gguf, moe_layout, open_gguf
+from coe.hf_checkpoint import tensor_nbytes
 from coe.profile.runner import read_hf_config
 
 __all__ = ["ExpertTensorInfo", "ModelLayout", "inspect_path", "format_layout"]
@@ -98,8 +98,7 @@ def _inspect_hf(model_dir: Path) -> ModelLayout:
                 if name in wanted:
                     view = fh.get_slice(name)
                     shape = tuple(view.get_shape())
-                    itemsize = _SAFETENSORS_ITEMSIZE[view.get_dtype()]
-                    nbytes = itemsize * _prod(shape)
+                    nbytes = tensor_nbytes(view.get_dtype(), shape)
                     tensors.append(ExpertTensorInfo(name, view.get_dtype(), shape, nbytes, layout.num_experts))
     size = sum(f.stat().st_size for f in weight_files)
     return ModelLayout(str(model_dir), "hf", family, layout, size, sorted(tensors, key=lambda t: t.name))
@@ -114,25 +113,13 @@ def _hf_expert_names(family: MoEFamily, layout: MoELayout) -> Iterator[tuple[int
 
 def _inspect_gguf(path: Path) -> ModelLayout:
     reader = open_gguf(path)
-    arch = architecture(reader)
-    family = family_for_gguf_arch(arch)
-    num_experts = field_value(reader, Keys.LLM.EXPERT_COUNT.format(arch=arch))
-    top_k = field_value(reader, Keys.LLM.EXPERT_USED_COUNT.format(arch=arch))
-    blocks = field_value(reader, Keys.LLM.BLOCK_COUNT.format(arch=arch))
-    if not num_experts or not top_k or blocks is None:
-        raise FormatError(f"{path}: {arch} file lacks expert_count, expert_used_count or block_count")
-    by_name = {t.name: t for t in reader.tensors}
-    tensors = []
-    moe_layers = []
-    for block in range(int(blocks)):
-        found = [by_name[s.name(block)] for s in family.gguf_expert_tensors if s.name(block) in by_name]
-        if found:
-            moe_layers.append(block)
-        for t in found:
-            tensors.append(
-                ExpertTensorInfo(t.name, t.tensor_type.name, tuple(int(d) for d in t.shape), int(t.n_bytes), int(num_experts))
-            )
-    layout = MoELayout(tuple(moe_layers), int(num_experts), int(top_k))
+    family = family_for_gguf_arch(architecture(reader))
+    layout, expert_names = moe_layout(reader, family)
+    tensors = [
+        ExpertTensorInfo(t.name, t.tensor_type.name, tuple(int(d) for d in t.shape), int(t.n_bytes), layout.num_experts)
+        for t in reader.tensors
+        if t.name in expert_names
+    ]
     return ModelLayout(str(path), "gguf", family, layout, path.stat().st_size, tensors)
 
 
@@ -158,19 +145,6 @@ def format_layout(info: ModelLayout, keep: int | None = None) -> str:
     if keep is not None:
         lines.append(f"  at --keep {keep:<3}: {_human(info.size_at_keep(keep))}")
     return "\n".join(lines)
-
-
-_SAFETENSORS_ITEMSIZE = {
-    "F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2, "BF16": 2, "I16": 2, "U16": 2,
-    "F8_E4M3": 1, "F8_E5M2": 1, "I8": 1, "U8": 1, "BOOL": 1,
-}  # fmt: skip
-
-
-def _prod(shape: tuple[int, ...]) -> int:
-    out = 1
-    for dim in shape:
-        out *= dim
-    return out
 
 
 def _ranges(blocks: tuple[int, ...]) -> str:

@@ -10,25 +10,26 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["atomic_writer", "write_bytes_atomic", "sha256_file"]
+__all__ = ["atomic_path", "atomic_writer", "write_bytes_atomic", "sha256_file"]
 
 _HASH_BLOCK = 1 << 20
 
 
 @contextlib.contextmanager
-def atomic_writer(target: str | os.PathLike[str]) -> Iterator[BinaryIO]:
-    """Open a temporary file beside ``target``; on success fsync and rename it.
+def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; on success fsync it and rename it to ``target``.
 
-    A crash or an exception inside the block removes the temporary file, so a
-    file at ``target`` is always complete.
+    For writers that open the file themselves. A crash or an exception inside
+    the block removes the temporary file, so a file at ``target`` is always
+    complete.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            yield fh
-            fh.flush()
+        yield Path(tmp)
+        with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, target)
     except BaseException:
@@ -36,6 +37,13 @@ def atomic_writer(target: str | os.PathLike[str]) -> Iterator[BinaryIO]:
             os.unlink(tmp)
         raise
     _fsync_dir(target.parent)
+
+
+@contextlib.contextmanager
+def atomic_writer(target: str | os.PathLike[str]) -> Iterator[BinaryIO]:
+    """Open a temporary file beside ``target`` for writing; see :func:`atomic_path`."""
+    with atomic_path(target) as tmp, open(tmp, "wb") as fh:
+        yield fh
 
 
 def _fsync_dir(directory: Path) -> None:

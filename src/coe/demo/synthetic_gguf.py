@@ -30,6 +30,8 @@ class GGUFSpec:
     vocab: int = 128
     expert_type: GGMLQuantizationType = GGMLQuantizationType.F32
     fused_gate_up: bool = True
+    alignment: int | None = None  # general.alignment; None keeps gguf's default (32)
+    arch: str = MODEL_ARCH_NAMES[MODEL_ARCH.GEMMA4]
     seed: int = 0
 
 
@@ -48,8 +50,9 @@ def _add(writer: GGUFWriter, name: str, data: np.ndarray, qtype: GGMLQuantizatio
 def write_gemma4_gguf(path: str | os.PathLike[str], spec: GGUFSpec) -> None:
     """Write a GGUF with ``spec.blocks`` Gemma 4 MoE blocks to ``path``."""
     rng = np.random.default_rng(spec.seed)
-    arch = MODEL_ARCH_NAMES[MODEL_ARCH.GEMMA4]
-    writer = GGUFWriter(os.fspath(path), arch)
+    writer = GGUFWriter(os.fspath(path), spec.arch)
+    if spec.alignment is not None:
+        writer.add_custom_alignment(spec.alignment)
     writer.add_block_count(spec.blocks)
     writer.add_embedding_length(spec.hidden)
     writer.add_feed_forward_length(spec.dense_ff)

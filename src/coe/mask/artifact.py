@@ -7,7 +7,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from coe.errors import FormatError
+from coe.errors import ConfigError, FormatError
+from coe.families import MoELayout
 from coe.io import write_bytes_atomic
 
 __all__ = ["FORMAT", "Swap", "ExpertMask", "save_mask", "load_mask", "dumps_mask"]
@@ -47,6 +48,17 @@ class ExpertMask:
                 raise FormatError(f"mask layer {block} must list {self.keep} unique sorted expert ids, found {kept}")
             if kept and not (0 <= kept[0] and kept[-1] < self.num_experts):
                 raise FormatError(f"mask layer {block} has expert ids outside 0..{self.num_experts - 1}")
+
+    def check_fits(self, layout: MoELayout, what: str = "the model") -> None:
+        """Raise ConfigError unless this mask fits a model of ``layout``."""
+        if self.num_experts != layout.num_experts:
+            raise ConfigError(f"the mask is for {self.num_experts} experts per layer; {what} has {layout.num_experts}")
+        if sorted(self.layers) != sorted(layout.moe_layers):
+            raise ConfigError(
+                f"the mask covers MoE blocks {sorted(self.layers)}; {what} has MoE blocks {list(layout.moe_layers)}"
+            )
+        if self.keep < layout.top_k:
+            raise ConfigError(f"the mask keeps {self.keep} experts, fewer than {what}'s top-k {layout.top_k}")
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
