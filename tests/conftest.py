@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from coe.demo.tiny import TinySpec, build_tiny_model, stdlib_corpus
+
+
+# coe's hash cache goes to a throw-away directory, never the user's ~/.cache (subprocesses inherit it).
+os.environ["COE_CACHE_DIR"] = tempfile.mkdtemp(prefix="coe-test-cache-")
 
 
 @pytest.fixture(scope="session")

@@ -25,3 +25,19 @@ def test_sha256_file(tmp_path):
     path = tmp_path / "d"
     path.write_bytes(data)
     assert sha256_file(path) == hashlib.sha256(data).hexdigest()
+
+
+def test_cached_sha256_rehashes_when_the_file_changes(tmp_path, monkeypatch):
+    import os
+
+    from coe.io import cached_sha256
+
+    monkeypatch.setenv("COE_CACHE_DIR", str(tmp_path / "cache"))
+    path = tmp_path / "parent.gguf"
+    path.write_bytes(b"one")
+    assert cached_sha256(path) == hashlib.sha256(b"one").hexdigest()
+    assert (tmp_path / "cache" / "sha256.json").is_file()
+    path.write_bytes(b"two!")
+    os.utime(path, ns=(1, 1))
+    assert cached_sha256(path) == hashlib.sha256(b"two!").hexdigest()
+    assert len((tmp_path / "cache" / "sha256.json").read_text().strip().splitlines()) == 3  # one entry per path

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["atomic_path", "atomic_writer", "write_bytes_atomic", "sha256_file"]
+__all__ = ["atomic_path", "atomic_writer", "write_bytes_atomic", "sha256_file", "cached_sha256", "cache_dir"]
 
 _HASH_BLOCK = 1 << 20
 
@@ -68,3 +69,32 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
         while block := fh.read(_HASH_BLOCK):
             digest.update(block)
     return digest.hexdigest()
+
+
+def cache_dir() -> Path:
+    """coe's cache directory: ``$COE_CACHE_DIR``, else ``$XDG_CACHE_HOME/coe``, else ``~/.cache/coe``."""
+    if os.environ.get("COE_CACHE_DIR"):
+        return Path(os.environ["COE_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "coe"
+
+
+def cached_sha256(path: str | os.PathLike[str]) -> str:
+    """sha256 of a (large, rarely changing) file, remembered by path, inode, size and mtime.
+
+    Hashing a 17 GB parent takes many seconds and a sweep prunes the same
+    parent once per trial; like DVC's hash cache, a changed inode, size or
+    mtime means the file is hashed again.
+    """
+    stat = os.stat(path)
+    key = f"{os.path.realpath(path)}:{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}"
+    store = cache_dir() / "sha256.json"
+    try:
+        known = json.loads(store.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if key not in known:
+        known = {k: v for k, v in known.items() if not k.startswith(f"{os.path.realpath(path)}:")}
+        known[key] = sha256_file(path)
+        with contextlib.suppress(OSError):  # a read-only cache only costs time
+            write_bytes_atomic(store, json.dumps(known, indent=0, sort_keys=True).encode())
+    return known[key]
