@@ -52,11 +52,13 @@ class MaskSettings:
     arbitrage_cap: int = 3
     seed: int = 0
 
-    def validate(self, num_experts: int, top_k: int) -> None:
-        """Raise ConfigError for settings no mask of this model can satisfy."""
-        if self.keep < top_k:
+    def validate(self, num_experts: int | None = None, top_k: int | None = None) -> None:
+        """Raise ConfigError for invalid settings (and, given the model's shape, for settings it cannot satisfy)."""
+        if self.keep < 1:
+            raise ConfigError(f"keep must be >= 1, got {self.keep}")
+        if top_k is not None and self.keep < top_k:
             raise ConfigError(f"keep={self.keep} is below the model's top_k={top_k}: the router must still find {top_k} experts")
-        if self.keep > num_experts:
+        if num_experts is not None and self.keep > num_experts:
             raise ConfigError(f"keep={self.keep} exceeds the model's {num_experts} experts per layer")
         if self.arbitrage_cap < 0 or self.whitelist_min_count < 0:
             raise ConfigError("arbitrage_cap and whitelist_min_count must be >= 0")

@@ -18,7 +18,7 @@ from coe.families import MoEFamily, MoELayout, layout_from_hf_config
 from coe.profile.artifact import ProfileMeta, RouterProfile
 from coe.profile.recorder import WEIGHT_SEMANTICS, RouterRecorder, find_moe_layers
 
-__all__ = ["ProfileSettings", "LoadedModel", "load_model", "read_hf_config", "profile_model"]
+__all__ = ["ProfileSettings", "LoadedModel", "load_model", "read_hf_config", "profile_model", "checkpoint_fingerprint"]
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -78,12 +78,13 @@ def read_hf_config(model_dir: str | os.PathLike[str]) -> dict:
         raise FormatError(f"{config_path} is not valid JSON ({exc})") from exc
 
 
-def _fingerprint(model_dir: Path) -> str:
+def checkpoint_fingerprint(model_dir: str | os.PathLike[str]) -> str:
     """Cheap revision id: sha256 of config.json plus weight file names and sizes.
 
     Hashing every weight byte of a 50 GB checkpoint would take minutes; a
     re-saved or edited checkpoint still changes at least one of these.
     """
+    model_dir = Path(model_dir)
     digest = hashlib.sha256((model_dir / "config.json").read_bytes())
     for weights in sorted(model_dir.glob("*.safetensors")):
         digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
@@ -99,7 +100,7 @@ def load_model(model_dir: str | os.PathLike[str], settings: ProfileSettings) -> 
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=_DTYPES[settings.dtype])
     model.to(settings.device).eval()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    return LoadedModel(model, tokenizer, family, layout, str(model_dir), _fingerprint(Path(model_dir)))
+    return LoadedModel(model, tokenizer, family, layout, str(model_dir), checkpoint_fingerprint(model_dir))
 
 
 def profile_model(

@@ -1,0 +1,1 @@
+"""The evaluate stage: how well a specialist keeps its parent's behaviour, and what it costs."""

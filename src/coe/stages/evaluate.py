@@ -1,0 +1,144 @@
+"""Evaluate stage: fidelity against the parent, sizes, VRAM estimates, and (demo) the domain x mask matrix.
+
+``metrics.json`` (the EvalReport) holds: ``fidelity.in_domain`` and
+``fidelity.off_domain`` (perplexity of parent and specialist, KL and top-1
+agreement on held-out text), ``size`` and ``vram`` figures, and ``matrix``:
+the held-out perplexity of every domain's specialist (and a random mask of the
+same keep) on every domain, with whether each domain's own specialist is the
+best mask there. Code pass rates come with the evaluation harness (issue 5).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+from coe.eval.fidelity import fidelity, perplexity
+from coe.eval.memory import vram_estimate, weights_bytes
+from coe.mask import load_mask
+from coe.stages.corpus import manifest, texts
+from coe.stages.mask import RANDOM
+from coe.stages.profile import domain_key
+from coe.stages.store import Artifact
+from coe.surgery import prune
+
+__all__ = ["params", "run", "flat_metrics"]
+
+
+def params(cfg: dict) -> dict:
+    return {"eval": cfg["eval"], "domain": domain_key(cfg), "dtype": cfg["backend"]["dtype"]}
+
+
+def _load(path: Path):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(path).eval()
+
+
+def run(store, cfg: dict, parent: Artifact, mask: Artifact, specialist: Artifact, corpus: Artifact) -> Artifact:
+    """Write ``metrics.json`` (and ``matrix.png`` for the demo matrix)."""
+    from transformers import AutoTokenizer
+
+    ev = cfg["eval"]
+    name = domain_key(cfg)
+    heldout = {n: texts(s["heldout"], ev["max_docs"]) for n, s in manifest(corpus).items() if s.get("heldout")}
+
+    def build(out: Path) -> None:
+        tokenizer = AutoTokenizer.from_pretrained(parent.path)
+        parent_model, special_model = _load(parent.path), _load(specialist.path / "hf")
+        fid = lambda docs: vars(fidelity(parent_model, special_model, tokenizer, docs, ev["max_length"], ev["batch_size"]))  # noqa: E731
+        report = {
+            "domain": cfg["domain"]["name"],
+            "fidelity": {
+                "in_domain": fid(heldout[name]) if name in heldout else None,
+                "off_domain": {n: fid(d) for n, d in sorted(heldout.items()) if n not in (name, "cot")},
+            },
+            "size": _sizes(cfg, parent, specialist),
+            "vram": _vram(cfg, parent, specialist, parent_model.config, special_model.config),
+            "mask": json.loads((mask.path / "mask.json").read_text())["params"],
+        }
+        matrix_dir = mask.path / "matrix"
+        if matrix_dir.is_dir():
+            report["matrix"] = _matrix(parent, matrix_dir, tokenizer, heldout, ev)
+            _plot_matrix(report["matrix"], out / "matrix.png")
+        (out / "metrics.json").write_text(json.dumps(report, indent=1, sort_keys=True))
+
+    return store.build("evaluate", params(cfg), [parent, mask, specialist, corpus], build)
+
+
+def _sizes(cfg: dict, parent: Artifact, specialist: Artifact) -> dict:
+    sizes = {"parent_bytes": weights_bytes(parent.path), "specialist_bytes": weights_bytes(specialist.path / "hf")}
+    sizes["ratio"] = sizes["specialist_bytes"] / sizes["parent_bytes"]
+    if cfg["model"].get("gguf"):
+        sizes["parent_gguf_bytes"] = weights_bytes(cfg["model"]["gguf"])
+        sizes["specialist_gguf_bytes"] = weights_bytes(specialist.path / "specialist.gguf")
+    return sizes
+
+
+def _vram(cfg: dict, parent: Artifact, specialist: Artifact, parent_config, special_config) -> dict:
+    gguf = cfg["model"].get("gguf")
+    weights = {
+        "parent": weights_bytes(gguf) if gguf else weights_bytes(parent.path),
+        "specialist": weights_bytes(specialist.path / ("specialist.gguf" if gguf else "hf")),
+    }
+    configs = {"parent": parent_config, "specialist": special_config}
+    return {str(ctx): {who: vram_estimate(weights[who], configs[who], ctx) for who in weights}
+            for ctx in cfg["eval"]["vram_contexts"]}  # fmt: skip
+
+
+def _matrix(parent: Artifact, matrix_dir: Path, tokenizer, heldout: dict, ev: dict) -> dict:
+    domains = sorted(n for n in heldout if n != "cot")
+    masks = sorted(p.stem for p in matrix_dir.glob("*.json"))
+    parent_model = _load(parent.path)
+    ppl = {"parent": {d: perplexity(parent_model, tokenizer, heldout[d], ev["max_length"], ev["batch_size"]) for d in domains}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for mask_name in masks:
+            prune(parent.path, load_mask(matrix_dir / f"{mask_name}.json"), Path(tmp) / mask_name, progress=False)
+            model = _load(Path(tmp) / mask_name)
+            ppl[mask_name] = {d: perplexity(model, tokenizer, heldout[d], ev["max_length"], ev["batch_size"]) for d in domains}
+    own_best = {d: min((m for m in masks), key=lambda m: ppl[m][d]) == d for d in domains if d in masks}
+    return {"domains": domains, "masks": masks, "ppl": ppl, "own_best": own_best, "baseline": RANDOM}
+
+
+def _plot_matrix(matrix: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    rows, cols = matrix["masks"], matrix["domains"]
+    ratio = np.array([[matrix["ppl"][m][d] / matrix["ppl"]["parent"][d] for d in cols] for m in rows])
+    fig, ax = plt.subplots(figsize=(1.6 * len(cols) + 2, 0.6 * len(rows) + 1.5))
+    image = ax.imshow(ratio, cmap="magma_r", aspect="auto")
+    fig.colorbar(image, ax=ax, label="held-out perplexity / parent's")
+    for i, m in enumerate(rows):
+        for j, d in enumerate(cols):
+            best = min(rows, key=lambda r: matrix["ppl"][r][d]) == m
+            ax.text(j, i, f"{ratio[i, j]:.3f}" + (" *" if best else ""), ha="center", va="center", color="white" if ratio[i, j] > ratio.mean() else "black")
+    ax.set_xticks(range(len(cols)), cols)
+    ax.set_yticks(range(len(rows)), [f"{m} mask" for m in rows])
+    ax.set_xlabel("held-out domain (* = best mask for it)")
+    ax.set_title("domain x mask: specialist perplexity relative to the parent")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def flat_metrics(report: dict) -> dict[str, float]:
+    """The report's numbers as flat MLflow metric names."""
+    out: dict[str, float] = {}
+    if report["fidelity"]["in_domain"]:
+        out.update({f"fidelity.{k}": v for k, v in report["fidelity"]["in_domain"].items()})
+    for domain, fid in report["fidelity"]["off_domain"].items():
+        out.update({f"off_domain.{domain}.{k}": v for k, v in fid.items()})
+    out.update({f"size.{k}": v for k, v in report["size"].items()})
+    for ctx, figures in report["vram"].items():
+        out.update({f"vram.{who}_{int(ctx) // 1024}k_bytes": v for who, v in figures.items()})
+    if "matrix" in report:
+        m = report["matrix"]
+        out.update({f"matrix.{mask}.{d}.ppl": v for mask, row in m["ppl"].items() for d, v in row.items()})
+        out["matrix.own_best"] = float(sum(m["own_best"].values()))
+        out["matrix.domains"] = float(len(m["own_best"]))
+    return {k: float(v) for k, v in out.items()}

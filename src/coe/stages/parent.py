@@ -1,0 +1,42 @@
+"""Parent stage: the model to specialise. The demo parent is trained here; a real one is read in place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from coe.errors import ConfigError
+from coe.families import layout_from_hf_config
+from coe.profile.runner import read_hf_config
+from coe.stages.corpus import manifest, texts
+from coe.profile.runner import checkpoint_fingerprint
+from coe.stages.store import Artifact, hash_json
+
+__all__ = ["params", "run"]
+
+
+def params(cfg: dict) -> dict:
+    return {"model": cfg["model"], "seed": cfg["seed"]}
+
+
+def run(store, cfg: dict, corpus: Artifact, progress: bool = True) -> Artifact:
+    """Train (or reuse) the demo parent, or validate a real one without loading its weights."""
+    model = cfg["model"]
+    if model["kind"] == "demo":
+        from coe.demo.train import DemoSpec, train_demo_parent
+
+        spec = DemoSpec(**model["train"], seed=cfg["seed"])
+        files = manifest(corpus)
+        train = {name: texts(splits["train"]) for name, splits in files.items() if "train" in splits}
+
+        def build(out: Path) -> None:
+            train_demo_parent(out, train, spec, progress=progress)
+
+        return store.build("parent", params(cfg), [corpus], build)
+    if not model.get("path") or not Path(model["path"]).is_dir():
+        raise ConfigError(f"model.path must be a local Hugging Face checkpoint directory, got {model.get('path')!r}")
+    config = read_hf_config(model["path"])
+    layout_from_hf_config(config)  # refuses unknown families and dense models now, before any work
+    if model.get("gguf") and not Path(model["gguf"]).is_file():
+        raise ConfigError(f"model.gguf {model['gguf']} does not exist")
+    return Artifact("parent", Path(model["path"]), hash_json({"fingerprint": checkpoint_fingerprint(model["path"])}), True)
+
