@@ -3,7 +3,6 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 COE    := $(VENV)/bin/coe
-DATA   ?= data/quickstart
 
 .PHONY: setup demo test bench clean
 
@@ -17,20 +16,17 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $@
 
-# Main job on the embedded default: a tiny Gemma 4 MoE built offline, profiled
-# on Python's standard library sources, then inspected.
+# Main job on the embedded default: build the demo corpora, train the small Gemma 4 MoE parent,
+# profile, mask, cut and evaluate the coding specialist, and log it all to MLflow.
 demo: setup
-	$(COE) demo tiny-model --out $(DATA)/tiny-gemma4 --layers 4 --experts 16 --top-k 4
-	$(COE) demo stdlib-corpus --out $(DATA)/coding.jsonl
-	$(COE) profile --model $(DATA)/tiny-gemma4 --corpus $(DATA)/coding.jsonl --out $(DATA)/profile.safetensors --max-length 256
-	$(COE) inspect $(DATA)/profile.safetensors
-	$(COE) inspect $(DATA)/tiny-gemma4 --keep 8
+	$(PY) -m coe.run +domain=coding
 
 test: setup
 	$(PY) -m pytest -q
 
 bench: setup
 	$(PY) benchmarks/profile_overhead.py
+	$(PY) benchmarks/gguf_surgery.py
 
 clean:
-	rm -rf $(VENV) $(DATA)
+	rm -rf $(VENV) data/cache data/dvc outputs

@@ -157,3 +157,16 @@ def test_unknown_scorer_suggests():
     a = make_profile(np.ones((1, 8, 2)), np.ones((1, 8, 2)), n_tokens=4)
     with pytest.raises(ConfigError, match="Did you mean 'frequency'"):
         build_mask([a], MaskSettings(keep=4, scorer="frequncy"))
+
+
+def test_sources_hash_profile_content_not_file_bytes(tmp_path):
+    from coe.mask import mask_sources
+    from coe.profile import load_profile, save_profile
+
+    domain, cot = _arbitrage_case(0.0)
+    save_profile(domain, tmp_path / "a.safetensors")
+    back = load_profile(tmp_path / "a.safetensors")
+    assert back.content_sha256() == domain.content_sha256()
+    assert mask_sources([domain], cot) == {"profile_sha256": domain.content_sha256(), "cot_profile_sha256": cot.content_sha256()}
+    changed = make_profile([[1]] * 6, [[6], [5], [4], [3], [2], [1.5]], n_tokens=10)
+    assert changed.content_sha256() != domain.content_sha256()

@@ -118,17 +118,13 @@ def mask(ctx: click.Context, profiles, weights, cot_profile, keep, scorer, white
     missing = [flag for flag, value in (("--profile", profiles), ("--keep", keep), ("--out", out)) if not value]
     if missing:
         raise click.UsageError(f"missing {', '.join(missing)}")
-    from coe.io import sha256_file
-    from coe.mask import MaskSettings, build_mask, save_mask
+    from coe.mask import MaskSettings, build_mask, mask_sources, save_mask
     from coe.profile import load_profile
 
     settings = MaskSettings(keep, scorer, whitelist_max_mean_rank, whitelist_min_count, arbitrage_cap, seed)
     loaded = [load_profile(p) for p in profiles]
     cot = load_profile(cot_profile) if cot_profile else None
-    sources = {"profile_sha256": "+".join(sha256_file(p) for p in profiles)}
-    if cot_profile:
-        sources["cot_profile_sha256"] = sha256_file(cot_profile)
-    result = build_mask(loaded, settings, cot, list(weights) if weights else None, sources)
+    result = build_mask(loaded, settings, cot, list(weights) if weights else None, mask_sources(loaded, cot))
     save_mask(result, out)
     passes = {p: sum(s.pass_ == p for s in result.swaps) for p in ("whitelist", "arbitrage")}
     click.echo(f"kept {keep}/{result.num_experts} experts in {len(result.layers)} layers "

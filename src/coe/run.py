@@ -21,8 +21,8 @@ __all__ = ["main", "execute", "summary"]
 log = logging.getLogger("coe")
 
 
-def execute(cfg: dict, overrides: list[str], nested: bool = False, progress: bool = True):
-    """Run and log one pipeline from a plain config; used by ``coe.run`` and ``coe.tune``."""
+def execute(cfg: dict, overrides: list[str], parent_run_id: str | None = None, progress: bool = True):
+    """Run and log one pipeline from a plain config; used by ``coe.run`` and ``coe.tune`` (trials are nested runs)."""
     from coe.mask import load_mask
     from coe.mask.report import mask_report
     from coe.pipeline import resolve_root, run_pipeline, validate
@@ -34,7 +34,7 @@ def execute(cfg: dict, overrides: list[str], nested: bool = False, progress: boo
     root = resolve_root(cfg)
     if not cfg["tracking"]["enabled"]:
         return run_pipeline(cfg, progress=progress)
-    with start_run(root, cfg, overrides, nested=nested, system_metrics=not nested) as run:
+    with start_run(root, cfg, overrides, parent_run_id, system_metrics=parent_run_id is None) as run:
         result = run_pipeline(cfg, progress=progress)
         mask = load_mask(result.artifacts["mask"].path / "mask.json")
         report = mask_report(mask, load_profile(result.artifacts["profile"].path / f"{domain_key(cfg)}.safetensors"))

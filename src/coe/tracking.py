@@ -52,8 +52,13 @@ def run_name(overrides: list[str]) -> str:
 
 
 @contextmanager
-def start_run(root: Path, cfg: dict, overrides: list[str], nested: bool = False, system_metrics: bool = True) -> Iterator:
-    """An MLflow run with the config logged as params, YAML and overrides, tagged with domain and model."""
+def start_run(
+    root: Path, cfg: dict, overrides: list[str], parent_run_id: str | None = None, system_metrics: bool = True
+) -> Iterator:
+    """An MLflow run with the config logged as params, YAML and overrides, tagged with domain and model.
+
+    With ``parent_run_id`` it is a nested run (an Optuna trial under its study's run, even in another process).
+    """
     import mlflow
     import yaml
 
@@ -61,8 +66,8 @@ def start_run(root: Path, cfg: dict, overrides: list[str], nested: bool = False,
     tags = {"domain": cfg.get("domain", {}).get("name", ""), "model": cfg["model"]["name"]}
     if os.environ.get("DVC_EXP_NAME"):
         tags["dvc_experiment"] = os.environ["DVC_EXP_NAME"]
-    with mlflow.start_run(experiment_id=exp, run_name=run_name(overrides), nested=nested, tags=tags,
-                          log_system_metrics=system_metrics) as run:  # fmt: skip
+    with mlflow.start_run(experiment_id=exp, run_name=run_name(overrides), parent_run_id=parent_run_id,
+                          nested=parent_run_id is not None, tags=tags, log_system_metrics=system_metrics) as run:  # fmt: skip
         mlflow.log_params({k: v[:6000] for k, v in flatten(cfg).items()})
         mlflow.log_text(yaml.safe_dump(cfg, sort_keys=False), "config/config.yaml")
         mlflow.log_text("\n".join(overrides) + "\n", "config/overrides.txt")

@@ -74,7 +74,21 @@ def _load_balancing(router_outputs: list[tuple[torch.Tensor, torch.Tensor]], num
 
 
 def train_demo_parent(out_dir: str | os.PathLike[str], corpora: dict[str, list[str]], spec: DemoSpec, progress: bool = True) -> dict:
-    """Train and save the demo parent to ``out_dir``. Returns the final losses."""
+    """Train and save the demo parent to ``out_dir``. Returns the final losses.
+
+    Deterministic: the same corpora and spec give the same weights, byte for
+    byte, on the same machine (``torch.use_deterministic_algorithms`` during
+    training; without it CPU backward passes reduce in varying order).
+    """
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        return _train(out_dir, corpora, spec, progress)
+    finally:
+        torch.use_deterministic_algorithms(previous)
+
+
+def _train(out_dir: str | os.PathLike[str], corpora: dict[str, list[str]], spec: DemoSpec, progress: bool) -> dict:
     from transformers import Gemma4ForCausalLM
 
     torch.manual_seed(spec.seed)
@@ -92,7 +106,7 @@ def train_demo_parent(out_dir: str | os.PathLike[str], corpora: dict[str, list[s
     optimizer = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=0.01)
     warmup = max(1, spec.steps // 20)
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, spec.steps) / spec.steps))
+        optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, spec.steps) / max(spec.steps, 1)))
     )
     losses = {"lm": float("nan"), "aux": float("nan")}
     try:

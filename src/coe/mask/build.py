@@ -38,7 +38,7 @@ from coe.mask.artifact import ExpertMask, Swap
 from coe.mask.scorers import SCORERS, score
 from coe.profile.artifact import RouterProfile
 
-__all__ = ["MaskSettings", "build_mask", "check_compatible", "mean_rank"]
+__all__ = ["MaskSettings", "build_mask", "check_compatible", "mean_rank", "mask_sources"]
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,14 @@ class MaskSettings:
             "arbitrage": {"cap": self.arbitrage_cap},
             "seed": self.seed,
         }
+
+
+def mask_sources(profiles: Sequence[RouterProfile], cot_profile: RouterProfile | None) -> dict[str, str]:
+    """Provenance for ``mask.json``: the content sha256 of each profile ("+"-joined for several)."""
+    sources = {"profile_sha256": "+".join(p.content_sha256() for p in profiles)}
+    if cot_profile is not None:
+        sources["cot_profile_sha256"] = cot_profile.content_sha256()
+    return sources
 
 
 def check_compatible(reference: RouterProfile, other: RouterProfile, what: str) -> None:

@@ -10,6 +10,7 @@ Header metadata (strings): see :class:`ProfileMeta`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field, replace
@@ -103,6 +104,22 @@ class RouterProfile:
     def shape(self) -> tuple[int, int, int]:
         """[layers, experts, ranks]."""
         return self.counts.shape  # type: ignore[return-value]
+
+    def content_sha256(self) -> str:
+        """sha256 of the profile's content: metadata and tensors in a canonical order.
+
+        Use this, not the file's sha256, to identify a profile: safetensors
+        writes header metadata in no fixed order, so equal profiles can differ
+        in file bytes.
+        """
+        digest = hashlib.sha256(json.dumps(self.meta.to_header(), sort_keys=True).encode())
+        tensors = {"counts": self.counts, "weight_sum": self.weight_sum, **self.extras}
+        digest.update(str(self.n_tokens).encode())
+        for name in sorted(tensors):
+            array = np.ascontiguousarray(tensors[name])
+            digest.update(f"{name}:{array.dtype.str}:{array.shape}".encode())
+            digest.update(array.tobytes())
+        return digest.hexdigest()
 
 
 def save_profile(profile: RouterProfile, path: str | os.PathLike[str]) -> None:

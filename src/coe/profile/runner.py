@@ -91,8 +91,13 @@ def checkpoint_fingerprint(model_dir: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def load_model(model_dir: str | os.PathLike[str], settings: ProfileSettings) -> LoadedModel:
-    """Validate an HF MoE checkpoint's config, then load model and tokenizer."""
+def load_model(model_dir: str | os.PathLike[str], settings: ProfileSettings, model_id: str | None = None) -> LoadedModel:
+    """Validate an HF MoE checkpoint's config, then load model and tokenizer.
+
+    ``model_id`` names the model in profile metadata (default: the directory as
+    given); the pipeline passes the config's model name, so that profiles do not
+    depend on where a checkpoint happens to be stored.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     settings.validate()
@@ -100,7 +105,7 @@ def load_model(model_dir: str | os.PathLike[str], settings: ProfileSettings) -> 
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=_DTYPES[settings.dtype])
     model.to(settings.device).eval()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    return LoadedModel(model, tokenizer, family, layout, str(model_dir), checkpoint_fingerprint(model_dir))
+    return LoadedModel(model, tokenizer, family, layout, model_id or str(model_dir), checkpoint_fingerprint(model_dir))
 
 
 def profile_model(

@@ -55,6 +55,9 @@ def _write_demo(out: Path, budget: int, seed: int) -> dict:
     manifest = {}
     for name in DOMAINS:
         splits = documents(name, budget, seed)
+        empty = [split for split in SPLITS if not splits[split]]
+        if empty:
+            raise ConfigError(f"demo corpus {name!r} has no {', '.join(empty)} documents: raise corpus.budget_chars ({budget})")
         manifest[name] = {}
         for split in SPLITS:
             path = out / name / f"{split}.jsonl"

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from coe.io import sha256_file
-from coe.mask import MaskSettings, build_mask, save_mask
+from coe.mask import MaskSettings, build_mask, mask_sources, save_mask
 from coe.mask.report import format_report, mask_report, plot_heatmap, plot_overlap
 from coe.mask.scorers import score
 from coe.profile import load_profile
@@ -34,12 +33,9 @@ def params(cfg: dict) -> dict:
 
 
 def _build_one(profile_path: Path, cot_path: Path | None, settings: MaskSettings):
-    sources = {"profile_sha256": sha256_file(profile_path)}
-    cot = None
-    if cot_path is not None:
-        sources["cot_profile_sha256"] = sha256_file(cot_path)
-        cot = load_profile(cot_path)
-    return build_mask([load_profile(profile_path)], settings, cot, sources=sources)
+    profile = load_profile(profile_path)
+    cot = load_profile(cot_path) if cot_path is not None else None
+    return build_mask([profile], settings, cot, sources=mask_sources([profile], cot))
 
 
 def run(store, cfg: dict, profiles: Artifact) -> Artifact:

@@ -45,7 +45,7 @@ def run(store, cfg: dict, parent: Artifact, corpus: Artifact, progress: bool = T
     profile_settings.validate()
 
     def build(out: Path) -> None:
-        loaded = load_model(parent.path, profile_settings)
+        loaded = load_model(parent.path, profile_settings, model_id=cfg["model"]["name"])
         for name in names:
             result = profile_model(loaded, files[name]["profile"], profile_settings, progress=progress)
             save_profile(result, out / f"{name}.safetensors")
