@@ -25,7 +25,7 @@ from typing import Any
 
 __all__ = ["Artifact", "ContentStore", "FixedStore", "digest_dir", "hash_json", "CACHE_VERSION"]
 
-CACHE_VERSION = 1  # bump when a stage's outputs change meaning, to invalidate old caches
+CACHE_VERSION = 2  # bump when a stage's outputs change meaning, to invalidate old caches
 _DONE = ".coe-done.json"
 
 
