@@ -8,7 +8,11 @@ what to change. The CLI prints the message without a traceback.
 
 from __future__ import annotations
 
-__all__ = ["CoeError", "FormatError", "ConfigError"]
+import contextlib
+import sys
+from collections.abc import Iterator
+
+__all__ = ["CoeError", "FormatError", "ConfigError", "exit_on_user_error"]
 
 
 class CoeError(Exception):
@@ -21,3 +25,13 @@ class FormatError(CoeError):
 
 class ConfigError(CoeError):
     """A setting or an argument is invalid for this model or artifact."""
+
+
+@contextlib.contextmanager
+def exit_on_user_error() -> Iterator[None]:
+    """For front doors: print a CoeError as one ``Error:`` line on stderr and exit 1, without a traceback."""
+    try:
+        yield
+    except CoeError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        sys.exit(1)

@@ -9,12 +9,11 @@ sweep objective (``search.objective.metric``).
 from __future__ import annotations
 
 import logging
-import sys
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from coe.errors import CoeError
+from coe.errors import exit_on_user_error
 
 __all__ = ["main", "execute", "summary"]
 
@@ -73,11 +72,8 @@ def main(config: DictConfig) -> float:
 
     cfg = OmegaConf.to_container(config, resolve=True)
     overrides = list(HydraConfig.get().overrides.task)
-    try:
+    with exit_on_user_error():
         result = execute(cfg, overrides)
-    except CoeError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        sys.exit(1)
     print(summary(result, cfg))
     return result.metrics.get(cfg["search"]["objective"]["metric"], float("nan"))
 

@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from coe.errors import CoeError
+from coe.errors import CoeError, exit_on_user_error
 
 __all__ = ["main", "compose", "write_params"]
 
@@ -107,15 +107,12 @@ def main(argv: list[str] | None = None) -> None:
         print(__doc__, file=sys.stderr)
         sys.exit(2)
     root = repo_root()
-    try:
+    with exit_on_user_error():
         if argv[0] == "params":
             write_params(argv[1:] or DEFAULT_OVERRIDES, root / "params.yaml")
             return
         cfg = yaml.safe_load((root / "params.yaml").read_text())
         run_stage(argv[0], cfg, root)
-    except CoeError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import sys
 import tempfile
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from coe.errors import CoeError, ConfigError
+from coe.errors import CoeError, ConfigError, exit_on_user_error
 
 __all__ = ["main", "suggest", "storage", "tune"]
 
@@ -195,11 +194,8 @@ def main(config: DictConfig) -> None:
 
     cfg = OmegaConf.to_container(config, resolve=True)
     base = list(HydraConfig.get().overrides.task)
-    try:
+    with exit_on_user_error():
         study = tune(cfg, base)
-    except CoeError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        sys.exit(1)
     best = study.best_trial
     print(f"study {study.study_name}: {len(study.trials)} trials; best {cfg['search']['objective']['metric']} = {best.value:.6g}")
     print(f"best overrides: {best.user_attrs.get('overrides', '')}")

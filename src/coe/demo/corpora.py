@@ -67,14 +67,19 @@ def _math_problem(rng: random.Random) -> str:
     return f"Compute {a * c} / {c} - {b}. First {a * c} / {c} = {a}. Then {a} - {b} = {a - b}."
 
 
-def _math(budget: int, seed: int) -> list[str]:
+def _generated(problem: Callable[[random.Random], str], per_doc: int, sep: str, budget: int, seed: int) -> list[str]:
+    """Documents of ``per_doc`` generated problems each, until ``budget`` characters."""
     rng = random.Random(seed)
     docs, total = [], 0
     while total < budget:
-        text = " ".join(_math_problem(rng) for _ in range(8))
+        text = sep.join(problem(rng) for _ in range(per_doc))
         docs.append(text)
         total += len(text)
     return docs
+
+
+def _math(budget: int, seed: int) -> list[str]:
+    return _generated(_math_problem, 8, " ", budget, seed)
 
 
 _NAMES = ("Ada", "Ben", "Cleo", "Dev", "Eva", "Finn", "Gus", "Hana")
@@ -95,13 +100,7 @@ def _cot_problem(rng: random.Random) -> str:
 
 
 def _cot(budget: int, seed: int) -> list[str]:
-    rng = random.Random(seed + 1)
-    docs, total = [], 0
-    while total < budget:
-        text = "\n".join(_cot_problem(rng) for _ in range(3))
-        docs.append(text)
-        total += len(text)
-    return docs
+    return _generated(_cot_problem, 3, "\n", budget, seed + 1)
 
 
 DOMAINS: dict[str, Callable[[int, int], list[str]]] = {
