@@ -20,7 +20,8 @@ TINY = [
     "+domain=coding", "model.train.layers=2", "model.train.experts=8", "model.train.top_k=2",
     "model.train.hidden=64", "model.train.dense_ff=64", "model.train.expert_ff=32", "model.train.vocab=400",
     "model.train.steps=30", "model.train.batch=8", "model.train.seq=64", "corpus.budget_chars=40000",
-    "profile.max_length=64", "eval.max_docs=4", "eval.max_length=64", "mask.keep=4",
+    "profile.max_length=64", "profile.stability.keep=4", "profile.stability.start_tokens=256", "eval.max_docs=4",
+    "eval.max_length=64", "mask.keep=4",
 ]  # fmt: skip
 
 
@@ -105,7 +106,7 @@ def test_pipeline_end_to_end_logs_to_mlflow_and_reuses_artifacts(tiny_root):
     assert run.data.metrics["fidelity.kl"] == pytest.approx(m["fidelity.kl"])
     artifacts = {a.path for folder in ("mask", "eval", "config", "profile") for a in client.list_artifacts(run.info.run_id, folder)}
     assert {"mask/mask.json", "mask/heatmap.png", "mask/report.txt", "eval/metrics.json", "eval/matrix.png",
-            "config/config.yaml", "config/overrides.txt", "profile/coding.txt"} <= artifacts  # fmt: skip
+            "config/config.yaml", "config/overrides.txt", "profile/coding.txt", "profile/stability.png"} <= artifacts  # fmt: skip
     assert Path(run.info.artifact_uri.removeprefix("file://")).is_relative_to(tiny_root / "mlruns")
 
     again = _run(tiny_root)

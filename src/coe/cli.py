@@ -40,9 +40,15 @@ def cli() -> None:
 @click.option("--device", default="cpu", show_default=True, help="torch device.")
 @click.option("--dtype", default="float32", show_default=True, type=click.Choice(["float32", "bfloat16", "float16"]))
 @click.option("--reap", is_flag=True, help="Also record gate_out_norm_sum for the reap scorer (slower).")
+@click.option("--keep", type=int, help="Record the mask-stability curve for masks of this keep (each doubling of tokens).")
+@click.option("--until-stable", is_flag=True, help="Stop once the mask stops changing (needs --keep).")
+@click.option("--threshold", default=0.95, show_default=True, help="Stable: Jaccard to the previous mask >= this in every layer.")
+@click.option("--start-tokens", default=1024, show_default=True, help="First stability checkpoint; then every doubling.")
+@click.option("--curve-plot", type=click.Path(path_type=Path), help="Write the stability curve as a PNG.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
-def profile(ctx: click.Context, model_dir, corpus, out, batch_size, max_length, device, dtype, reap, quiet) -> None:
+def profile(ctx: click.Context, model_dir, corpus, out, batch_size, max_length, device, dtype, reap, keep, until_stable,
+            threshold, start_tokens, curve_plot, quiet) -> None:  # fmt: skip
     """Record what a MoE model's routers do on a corpus (RouterProfile).
 
     \b
@@ -59,10 +65,39 @@ def profile(ctx: click.Context, model_dir, corpus, out, batch_size, max_length, 
 
     settings = ProfileSettings(batch_size=batch_size, max_length=max_length, device=device, dtype=dtype, reap=reap)
     settings.validate()
+    if (until_stable or curve_plot) and keep is None:
+        raise click.UsageError("--until-stable and --curve-plot need --keep")
     loaded = load_model(model_dir, settings)
-    result = profile_model(loaded, list(corpus), settings, progress=not quiet)
+    tracker = None
+    if keep is not None:
+        from coe.mask import MaskSettings
+        from coe.profile.stability import StabilityTracker
+
+        mask_settings = MaskSettings(keep=keep)
+        mask_settings.validate(loaded.layout.num_experts, loaded.layout.top_k)
+        tracker = StabilityTracker(mask_settings, start_tokens, threshold, stop=until_stable)
+    result = profile_model(loaded, list(corpus), settings, progress=not quiet, checkpoint=tracker)
+    if tracker is not None:
+        import dataclasses
+
+        tracker.record(result)
+        result.meta = dataclasses.replace(result.meta, stability=tracker.to_json())
+        _echo_curve(tracker)
+        if curve_plot:
+            from coe.profile.stability import plot_stability
+
+            plot_stability({"mask": tracker.points}, threshold, curve_plot)
     save_profile(result, out)
     click.echo(f"profiled {result.n_tokens} tokens over {len(result.meta.moe_layers)} MoE layers -> {out}")
+
+
+def _echo_curve(tracker) -> None:
+    click.echo(f"{'tokens':>10} {'jaccard min':>11} {'coverage':>9}")
+    for p in tracker.points:
+        click.echo(f"{p.tokens:>10} {p.jaccard_min:>11.3f} {p.coverage:>9.3f}")
+    at = tracker.converged_at()
+    click.echo(f"mask stable (Jaccard >= {tracker.threshold} in every layer) from {at} tokens" if at else
+               f"mask not yet stable at {tracker.points[-1].tokens} tokens: profile more text")  # fmt: skip
 
 
 @profile.command("merge")

@@ -9,6 +9,7 @@ same that ``coe.run`` calls, writing to fixed paths under ``data/dvc/``.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -92,7 +93,7 @@ def _track(cfg: dict, root: Path, artifacts: dict) -> None:
     from coe.tracking import log_result, start_run
 
     report = json.loads((artifacts["evaluate"].path / "metrics.json").read_text())
-    with start_run(root, cfg, ["dvc"], system_metrics=False):
+    with start_run(root, cfg, [f"dvc:{os.environ.get('DVC_EXP_NAME', 'repro')}"], system_metrics=False):
         log_result(PipelineResult(artifacts, report, flat_metrics(report)))
 
 

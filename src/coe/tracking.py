@@ -83,6 +83,8 @@ def log_result(result: PipelineResult, extra_metrics: dict[str, float] | None = 
         mlflow.log_artifact(str(path), "mask")
     for path in [eval_dir / "metrics.json", *sorted(eval_dir.glob("*.png"))]:
         mlflow.log_artifact(str(path), "eval")
+    for path in sorted(result.artifacts["profile"].path.glob("*.png")):
+        mlflow.log_artifact(str(path), "profile")
     for path in sorted(result.artifacts["profile"].path.glob("*.safetensors")):
         from coe.profile import load_profile
         from coe.profile.summary import format_profile

@@ -41,6 +41,7 @@ class ProfileMeta:
         weight_semantics: which router weight ``weight_sum`` sums.
         corpus_sha256: sha256 of the corpus file(s), "+"-joined after a merge.
         backend: what ran the model ("transformers", "llama.cpp").
+        stability: the mask-stability curve as JSON (``coe profile --keep``), "" if none.
     """
 
     model_id: str
@@ -52,6 +53,7 @@ class ProfileMeta:
     corpus_sha256: str
     backend: str
     revision: str = ""
+    stability: str = ""
 
     def to_header(self) -> dict[str, str]:
         """Flatten to the string-only safetensors header."""
@@ -74,6 +76,7 @@ class ProfileMeta:
                 weight_semantics=header["weight_semantics"],
                 corpus_sha256=header["corpus_sha256"],
                 backend=header["backend"],
+                stability=header.get("stability", ""),
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise FormatError(f"profile header is incomplete or malformed ({exc!r})") from exc
@@ -178,7 +181,7 @@ def merge_profiles(profiles: list[RouterProfile]) -> RouterProfile:
         counts=sum((p.counts for p in profiles[1:]), first.counts.copy()),
         weight_sum=sum((p.weight_sum for p in profiles[1:]), first.weight_sum.copy()),
         n_tokens=sum(p.n_tokens for p in profiles),
-        meta=replace(first.meta, corpus_sha256=corpora),
+        meta=replace(first.meta, corpus_sha256=corpora, stability=""),  # curves of shards do not add up
         extras={k: sum((p.extras[k] for p in profiles[1:]), v.copy()) for k, v in first.extras.items()},
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,16 +108,24 @@ def load_model(model_dir: str | os.PathLike[str], settings: ProfileSettings, mod
     return LoadedModel(model, tokenizer, family, layout, model_id or str(model_dir), checkpoint_fingerprint(model_dir))
 
 
+Checkpoint = Callable[[int, Callable[[], RouterProfile]], bool]
+
+
 def profile_model(
     loaded: LoadedModel,
     corpus: Sequence[str | os.PathLike[str]],
     settings: ProfileSettings,
     progress: bool = True,
+    checkpoint: Checkpoint | None = None,
 ) -> RouterProfile:
     """Run the model over ``corpus`` and return its RouterProfile.
 
     Memory does not grow with corpus size: files are streamed, chunked and
     batched lazily, and statistics accumulate in fixed-size device tensors.
+
+    ``checkpoint(tokens_so_far, snapshot)`` is called after every batch;
+    ``snapshot()`` returns the profile so far (a host copy, so call it rarely).
+    Returning True stops profiling early (``coe profile --until-stable``).
     """
     settings.validate()
     for path in corpus:
@@ -133,6 +141,7 @@ def profile_model(
     device = torch.device(settings.device)
     layers = find_moe_layers(loaded.model, loaded.family, loaded.layout)
     recorder = RouterRecorder(layers, loaded.family, loaded.layout, device, gate_out_norm=settings.reap)
+    tokens = 0
     with recorder, torch.inference_mode(), tqdm(desc="profiling", unit="tok", unit_scale=True, disable=not progress) as bar:
         for batch in batches:
             recorder.counting(torch.from_numpy(batch.count_mask).to(device))
@@ -142,7 +151,14 @@ def profile_model(
                 use_cache=False,
                 logits_to_keep=1,  # the profile needs no logits; skip the [B, T, vocab] head
             )
+            tokens += int(batch.count_mask.sum())
             bar.update(int(batch.count_mask.sum()))
+            if checkpoint is not None and checkpoint(tokens, lambda: _snapshot(recorder, loaded, corpus)):
+                break
+    return _snapshot(recorder, loaded, corpus)
+
+
+def _snapshot(recorder: RouterRecorder, loaded: LoadedModel, corpus: Sequence[str | os.PathLike[str]]) -> RouterProfile:
     counts, weight_sum, n_tokens, extras = recorder.result()
     meta = ProfileMeta(
         model_id=loaded.model_id,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from coe.profile.artifact import RouterProfile
@@ -16,6 +18,16 @@ def layer_usage(profile: RouterProfile) -> np.ndarray:
     return np.divide(picks, totals, out=np.zeros_like(picks), where=totals > 0)
 
 
+def _stability_lines(stability: str) -> list[str]:
+    if not stability:
+        return []
+    curve = json.loads(stability)
+    steps = "  ".join(f"{p['tokens']}:{min(p['jaccard']) if p['jaccard'] else float('nan'):.2f}" for p in curve["points"])
+    at = curve["converged_at"]
+    return [f"  mask stability (keep {curve['keep']}, tokens:min Jaccard): {steps}",
+            f"  converged at: {at if at else 'not yet (profile more text)'}"]  # fmt: skip
+
+
 def format_profile(profile: RouterProfile, top: int = 4) -> str:
     """Metadata plus, per layer, the most-picked experts and the routing entropy."""
     meta = profile.meta
@@ -26,6 +38,7 @@ def format_profile(profile: RouterProfile, top: int = 4) -> str:
         f"  weight: {meta.weight_semantics}",
         f"  corpus sha256: {meta.corpus_sha256[:16]}...",
         f"  extras: {', '.join(sorted(profile.extras)) or '(none)'}",
+        *_stability_lines(meta.stability),
         f"  {'block':>5}  {'entropy':>7}  most picked (share)",
     ]
     max_entropy = np.log(meta.num_experts)

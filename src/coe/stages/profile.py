@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
+from coe.mask import MaskSettings
 from coe.profile import save_profile
 from coe.profile.runner import ProfileSettings, load_model, profile_model
+from coe.profile.stability import StabilityTracker, plot_stability
 from coe.stages.corpus import manifest
 from coe.stages.store import Artifact
 
@@ -33,6 +36,15 @@ def settings(cfg: dict) -> ProfileSettings:
     return ProfileSettings(p["batch_size"], p["max_length"], backend["device"], backend["dtype"], p["reap"])
 
 
+def _tracker(stability: dict, loaded) -> StabilityTracker | None:
+    if not stability.get("keep"):
+        return None
+    settings = MaskSettings(keep=stability["keep"])
+    settings.validate(loaded.layout.num_experts, loaded.layout.top_k)
+    return StabilityTracker(settings, stability["start_tokens"], stability["threshold"],
+                            stop=stability["until_stable"], patience=stability["patience"])  # fmt: skip
+
+
 def params(cfg: dict, names: list[str]) -> dict:
     return {"profile": cfg["profile"], "device": cfg["backend"]["device"], "dtype": cfg["backend"]["dtype"], "names": names}
 
@@ -46,8 +58,16 @@ def run(store, cfg: dict, parent: Artifact, corpus: Artifact, progress: bool = T
 
     def build(out: Path) -> None:
         loaded = load_model(parent.path, profile_settings, model_id=cfg["model"]["name"])
+        curves = {}
         for name in names:
-            result = profile_model(loaded, files[name]["profile"], profile_settings, progress=progress)
+            tracker = _tracker(cfg["profile"]["stability"], loaded)
+            result = profile_model(loaded, files[name]["profile"], profile_settings, progress=progress, checkpoint=tracker)
+            if tracker is not None:
+                tracker.record(result)
+                result.meta = dataclasses.replace(result.meta, stability=tracker.to_json())
+                curves[name] = tracker.points
             save_profile(result, out / f"{name}.safetensors")
+        if curves:
+            plot_stability(curves, cfg["profile"]["stability"]["threshold"], out / "stability.png")
 
     return store.build("profile", params(cfg, names), [parent, corpus], build)
