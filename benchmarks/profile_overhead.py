@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from coe.corpus import iter_batches
+from coe.corpus import Chunk, iter_batches
 from coe.demo.tiny import TinySpec, build_tiny_model, stdlib_corpus
 from coe.profile.recorder import RouterRecorder, find_moe_layers
 from coe.profile.runner import ProfileSettings, load_model
@@ -46,7 +46,7 @@ def main() -> None:
         build_tiny_model(tmp, spec, stdlib_corpus(max_files=10))
         loaded = load_model(tmp, ProfileSettings())
     vocab = loaded.model.config.vocab_size
-    chunks = [torch.randint(4, vocab, (args.seq,)).tolist() for _ in range(args.batches * args.batch_size)]
+    chunks = [Chunk(torch.randint(4, vocab, (args.seq,)).tolist(), [True] * args.seq) for _ in range(args.batches * args.batch_size)]
     batches = [
         (torch.from_numpy(b.input_ids), torch.from_numpy(b.attention_mask), torch.from_numpy(b.count_mask))
         for b in iter_batches(chunks, args.batch_size, pad_id=0, bos_id=2)

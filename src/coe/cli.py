@@ -220,6 +220,48 @@ def prune_cmd(mask_path, parent, out, verify, quiet) -> None:
 
 
 @cli.group(cls=_CoeGroup)
+def corpus() -> None:
+    """Build corpora from files, JSONL, local HF datasets, HumanEval and MMLU-Pro-style sets."""
+
+
+@corpus.command("build")
+@click.argument("spec_path", type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Output directory.")
+@click.option("--tokenizer", type=click.Path(path_type=Path), help="HF model/tokenizer dir: chat template and token counts.")
+def corpus_build(spec_path, out, tokenizer) -> None:
+    """Build a corpus from a YAML spec (sources, format, count, heldout, seed, budget_tokens)."""
+    import yaml
+
+    from coe.corpus.build import build_corpus, format_stats
+    from coe.errors import FormatError
+
+    if not spec_path.is_file():
+        raise FormatError(f"corpus spec {spec_path} does not exist")
+    spec = yaml.safe_load(spec_path.read_text())
+    tok = None
+    if tokenizer:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(tokenizer)
+    click.echo(format_stats(build_corpus(spec, out, tok, str(tokenizer or ""))))
+
+
+@corpus.command("stats")
+@click.argument("corpus_dir", type=click.Path(path_type=Path))
+def corpus_stats(corpus_dir) -> None:
+    """Print a built corpus's manifest: documents and tokens per source and split."""
+    import json
+
+    from coe.corpus.build import format_stats
+    from coe.errors import FormatError
+
+    path = corpus_dir / "manifest.json"
+    if not path.is_file():
+        raise FormatError(f"{corpus_dir} has no manifest.json; build it with `coe corpus build`")
+    click.echo(format_stats(json.loads(path.read_text())))
+
+
+@cli.group(cls=_CoeGroup)
 def demo() -> None:
     """Build the small offline models and corpora that need no download."""
 

@@ -1,7 +1,11 @@
 """Stream corpus files into fixed-size token batches, with memory independent of corpus size.
 
 Input formats:
-    ``*.jsonl``  one JSON object per line; its ``text`` field is one document.
+    ``*.jsonl``  one JSON object per line, one document each: either ``text``
+                 (every token counted) or ``segments``, a list of
+                 ``{"text": ..., "count": true|false}`` (``coe corpus build``
+                 writes these for response-only counting: the prompt's tokens
+                 are seen by the model but not counted).
     anything else  UTF-8 text; the whole file is one document, read in
                    line-aligned blocks of about 64 KiB.
 
@@ -27,17 +31,26 @@ import numpy as np
 from coe.errors import ConfigError, FormatError
 from coe.io import sha256_file
 
-__all__ = ["Segment", "Batch", "iter_segments", "iter_chunks", "iter_batches", "corpus_digest"]
+__all__ = ["Segment", "Chunk", "Batch", "iter_segments", "iter_chunks", "iter_batches", "corpus_digest"]
 
 _BLOCK_CHARS = 1 << 16
 
 
 @dataclass(frozen=True)
 class Segment:
-    """A piece of text; ``new_document`` marks the first piece of a document."""
+    """A piece of text; ``new_document`` marks the first piece of a document, ``count`` whether its tokens count."""
 
     text: str
     new_document: bool
+    count: bool = True
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Token ids of one model input (BOS aside) and, per token, whether the profile counts it."""
+
+    ids: list[int]
+    counted: list[bool]
 
 
 @dataclass(frozen=True)
@@ -71,12 +84,14 @@ def _jsonl_segments(path: Path) -> Iterator[Segment]:
                 continue
             try:
                 record = json.loads(line)
-                text = record["text"]
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise FormatError(f"{path}:{lineno}: expected a JSON object with a 'text' field ({exc})") from exc
-            if not isinstance(text, str):
-                raise FormatError(f"{path}:{lineno}: 'text' must be a string, found {type(text).__name__}")
-            yield Segment(text, new_document=True)
+                pieces = record["segments"] if "segments" in record else [{"text": record["text"], "count": True}]
+                segments = [Segment(p["text"], i == 0, bool(p.get("count", True))) for i, p in enumerate(pieces)]
+            except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+                raise FormatError(f"{path}:{lineno}: expected a JSON object with 'text' or 'segments' ({exc!r})") from exc
+            for segment in segments:
+                if not isinstance(segment.text, str):
+                    raise FormatError(f"{path}:{lineno}: text must be a string, found {type(segment.text).__name__}")
+            yield from segments
 
 
 def _text_segments(path: Path) -> Iterator[Segment]:
@@ -99,34 +114,36 @@ def _text_segments(path: Path) -> Iterator[Segment]:
 
 def iter_chunks(
     segments: Iterable[Segment], encode: Callable[[str], list[int]], body_length: int
-) -> Iterator[list[int]]:
-    """Cut segments into token chunks of at most ``body_length`` tokens.
+) -> Iterator[Chunk]:
+    """Cut segments into chunks of at most ``body_length`` tokens.
 
     A chunk never spans two documents; a document longer than ``body_length``
-    continues in the next chunk.
+    continues in the next chunk. Each segment is tokenized on its own, so a
+    counted segment's tokens are exactly the tokens of its text.
     """
     if body_length < 1:
         raise ConfigError(f"chunk length must be at least 1 token, got {body_length}")
-    buffer: list[int] = []
+    ids: list[int] = []
+    counted: list[bool] = []
     for segment in segments:
-        if segment.new_document and buffer:
-            yield buffer
-            buffer = []
-        buffer.extend(encode(segment.text))
-        while len(buffer) >= body_length:
-            yield buffer[:body_length]
-            buffer = buffer[body_length:]
-    if buffer:
-        yield buffer
+        if segment.new_document and ids:
+            yield Chunk(ids, counted)
+            ids, counted = [], []
+        tokens = encode(segment.text)
+        ids.extend(tokens)
+        counted.extend([segment.count] * len(tokens))
+        while len(ids) >= body_length:
+            yield Chunk(ids[:body_length], counted[:body_length])
+            ids, counted = ids[body_length:], counted[body_length:]
+    if ids:
+        yield Chunk(ids, counted)
 
 
-def iter_batches(
-    chunks: Iterable[list[int]], batch_size: int, pad_id: int, bos_id: int | None
-) -> Iterator[Batch]:
+def iter_batches(chunks: Iterable[Chunk], batch_size: int, pad_id: int, bos_id: int | None) -> Iterator[Batch]:
     """Group chunks into right-padded batches, prefixing each chunk with BOS."""
     if batch_size < 1:
         raise ConfigError(f"batch size must be at least 1, got {batch_size}")
-    pending: list[list[int]] = []
+    pending: list[Chunk] = []
     for chunk in chunks:
         pending.append(chunk)
         if len(pending) == batch_size:
@@ -136,17 +153,17 @@ def iter_batches(
         yield _pad(pending, pad_id, bos_id)
 
 
-def _pad(chunks: list[list[int]], pad_id: int, bos_id: int | None) -> Batch:
+def _pad(chunks: list[Chunk], pad_id: int, bos_id: int | None) -> Batch:
     prefix = [] if bos_id is None else [bos_id]
-    width = len(prefix) + max(len(c) for c in chunks)
+    width = len(prefix) + max(len(c.ids) for c in chunks)
     input_ids = np.full((len(chunks), width), pad_id, dtype=np.int64)
     attention = np.zeros((len(chunks), width), dtype=np.int64)
     count = np.zeros((len(chunks), width), dtype=bool)
     for row, chunk in enumerate(chunks):
-        tokens = prefix + chunk
+        tokens = prefix + chunk.ids
         input_ids[row, : len(tokens)] = tokens
         attention[row, : len(tokens)] = 1
-        count[row, len(prefix) : len(tokens)] = True
+        count[row, len(prefix) : len(tokens)] = chunk.counted
     return Batch(input_ids=input_ids, attention_mask=attention, count_mask=count)
 
 
