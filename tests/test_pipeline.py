@@ -136,3 +136,31 @@ def test_tune_two_workers_share_one_study(tiny_root):
     assert len(children) == 3
     assert parent.data.tags["best_overrides"] == study.best_trial.user_attrs["overrides"]
     assert {a.path for a in client.list_artifacts(parent.info.run_id, "optuna")} >= {"optuna/history.png"}
+
+
+def test_real_parent_path_with_corpus_sources(tiny_model_dir, tmp_path, documents):
+    """A local HF checkpoint as the parent, with the domain corpus built from a source spec."""
+    from coe.run import execute
+
+    corpus = tmp_path / "coding.jsonl"
+    corpus.write_text("".join(json.dumps({"text": d}) + "\n" for d in documents * 3))
+    overrides = ["+domain=coding", "model=gemma4-26b-a4b", f"model.path={tiny_model_dir}", f"paths.root={tmp_path}",
+                 "mask.keep=4", "eval.matrix=false", "eval.max_docs=3", "profile.stability.keep=4"]  # fmt: skip
+    cfg = compose(overrides)
+    cfg["domain"]["sources"] = [{"kind": "jsonl", "path": str(corpus), "name": "coding"}]
+    cfg["corpus"]["heldout"] = 0.3
+    result = execute(cfg, overrides, progress=False)
+    manifest = json.loads((result.artifacts["corpus"].path / "coding" / "manifest.json").read_text())
+    assert manifest["sources"]["coding"]["heldout"]["documents"] > 0
+    assert result.artifacts["parent"].path == tiny_model_dir
+    assert 0 < result.metrics["size.ratio"] < 1 and "fidelity.kl" in result.metrics and "matrix.own_best" not in result.metrics
+    assert json.loads((result.artifacts["mask"].path / "mask.json").read_text())["keep"] == 4
+
+
+def test_real_parent_needs_a_corpus(tiny_model_dir, tmp_path):
+    from coe.run import execute
+
+    overrides = ["+domain=coding", "model=gemma4-26b-a4b", f"model.path={tiny_model_dir}", f"paths.root={tmp_path}",
+                 "tracking.enabled=false", "mask.keep=4"]  # fmt: skip
+    with pytest.raises(ConfigError, match="domain.corpus_files"):
+        execute(compose(overrides), overrides, progress=False)

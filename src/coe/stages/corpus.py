@@ -22,17 +22,23 @@ def _is_demo(cfg: dict) -> bool:
 
 
 def params(cfg: dict) -> dict:
-    """Demo: the corpus settings. Real parents: the user's files and their content hashes."""
+    """Demo: the corpus settings. Real parents: the user's files or source specs, with content hashes."""
     if _is_demo(cfg):
         return {"demo": cfg["corpus"], "seed": cfg["seed"]}
     domain = cfg["domain"]
-    if not domain["corpus_files"]:
-        raise ConfigError(f"domain.corpus_files is empty: give the {domain['name']} text to profile a real parent on")
+    if not domain["corpus_files"] and not domain.get("sources"):
+        raise ConfigError(
+            f"give the {domain['name']} text to profile a real parent on: domain.corpus_files (.txt/.jsonl) "
+            "or domain.sources (source specs, as for `coe corpus build`)"
+        )
+    specs = [*domain.get("sources", []), *cfg["corpus"].get("cot_sources", [])]
     files = [*domain["corpus_files"], *domain["heldout_files"], *cfg["corpus"]["cot_files"]]
-    missing = [f for f in files if not Path(f).is_file()]
+    files += [p for spec in specs for p in ([spec["path"]] if "path" in spec else spec.get("paths", []))]
+    missing = [f for f in files if not Path(f).exists()]
     if missing:
-        raise ConfigError(f"corpus files not found: {missing}")
-    return {"domain": domain["name"], "files": {f: cached_sha256(f) for f in files}}
+        raise ConfigError(f"corpus inputs not found: {missing}")
+    hashes = {f: cached_sha256(f) for f in files if Path(f).is_file()}
+    return {"domain": domain["name"], "sources": specs, "corpus": cfg["corpus"], "files": hashes}
 
 
 def run(store, cfg: dict) -> Artifact:
@@ -42,13 +48,37 @@ def run(store, cfg: dict) -> Artifact:
         if _is_demo(cfg):
             manifest = _write_demo(out, cfg["corpus"]["budget_chars"], cfg["seed"])
         else:
-            domain, corpus = cfg["domain"], cfg["corpus"]
-            manifest = {domain["name"]: {"profile": domain["corpus_files"], "heldout": domain["heldout_files"]}}
-            if corpus["cot_files"]:
-                manifest["cot"] = {"profile": corpus["cot_files"], "heldout": []}
+            manifest = _real(out, cfg)
         (out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
 
     return store.build("corpus", params(cfg), [], build)
+
+
+def _real(out: Path, cfg: dict) -> dict:
+    """Manifest for a real parent: the user's files as given, plus corpora built from source specs."""
+    domain, corpus = cfg["domain"], cfg["corpus"]
+    manifest = {domain["name"]: {"profile": list(domain["corpus_files"]), "heldout": list(domain["heldout_files"])}}
+    if corpus["cot_files"] or corpus.get("cot_sources"):
+        manifest["cot"] = {"profile": list(corpus["cot_files"]), "heldout": []}
+    for name, sources in ((domain["name"], domain.get("sources")), ("cot", corpus.get("cot_sources"))):
+        if sources:
+            from coe.corpus.build import build_corpus
+
+            spec = {"sources": sources, **{k: corpus[k] for k in ("format", "count", "heldout", "budget_tokens")},
+                    "seed": cfg["seed"]}  # fmt: skip
+            build_corpus(spec, out / name, _tokenizer(cfg, spec), cfg["model"].get("path") or "")
+            manifest[name]["profile"].append(str(Path(name) / "profile.jsonl"))
+            manifest[name]["heldout"].append(str(Path(name) / "heldout.jsonl"))
+    return manifest
+
+
+def _tokenizer(cfg: dict, spec: dict):
+    """The parent's tokenizer, when the chat template or token counts need it."""
+    if spec["format"] != "chat" and not spec["budget_tokens"]:
+        return None
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(cfg["model"]["path"])
 
 
 def _write_demo(out: Path, budget: int, seed: int) -> dict:
