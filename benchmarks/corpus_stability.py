@@ -6,7 +6,8 @@ Reuses (or builds) the embedded demo's corpora and parent from the stage
 cache, then profiles each domain's training text (the largest split) with a
 stability checkpoint at every doubling of tokens, and prints, per domain, the
 min-over-layers Jaccard of each increment's mask with the previous one and the
-token count at which every layer reaches the threshold.
+token count from which every layer stays at the threshold, and the coverage
+(share of utility mass kept) at each increment.
 """
 
 from __future__ import annotations
@@ -45,7 +46,9 @@ def main() -> None:
         curves[name] = tracker.points
         at = tracker.converged_at()
         row = "  ".join(f"{p.tokens}:{p.jaccard_min:.2f}" for p in tracker.points[1:])
+        coverage = " ".join(f"{p.coverage:.3f}" for p in tracker.points)
         print(f"{name:<8} converged at {str(at) if at else 'never':>7} of {tracker.points[-1].tokens} tokens | {row}")
+        print(f"{'':<8} coverage per increment: {coverage}")
     if args.plot:
         plot_stability(curves, args.threshold, args.plot)
 
