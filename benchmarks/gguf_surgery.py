@@ -22,6 +22,7 @@ not.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -62,6 +63,10 @@ def _quantised(rng: np.random.Generator, rows: int, cols: int, qtype: Q) -> np.n
     return data.reshape(rows, cols // block * size)
 
 
+def _tensor_name(tensor: MODEL_TENSOR, suffix: str = "weight", *, block: int) -> str:
+    return f"{TENSOR_NAMES[tensor].format(bid=block)}.{suffix}"
+
+
 def write_parent(path: Path, blocks: int) -> None:
     """Stream a Gemma-4-shaped Q4_K GGUF to ``path``, one tensor in memory at a time."""
     rng = np.random.default_rng(0)
@@ -71,7 +76,7 @@ def write_parent(path: Path, blocks: int) -> None:
     writer.add_expert_used_count(TOP_K)
     tensors = []
     for b in range(blocks):
-        name = lambda t, suffix="weight": f"{TENSOR_NAMES[t].format(bid=b)}.{suffix}"  # noqa: E731
+        name = functools.partial(_tensor_name, block=b)
         tensors += [
             (name(MODEL_TENSOR.FFN_GATE_UP_EXP), lambda: _quantised(rng, EXPERTS * 2 * EXPERT_FF, HIDDEN, Q.Q4_K),
              (EXPERTS, 2 * EXPERT_FF, HIDDEN), Q.Q4_K),

@@ -70,7 +70,7 @@ def test_params_yaml_matches_conf_and_dvc_params_exist():
     committed = yaml.safe_load((repo_root() / "params.yaml").read_text())
     assert committed == compose(["+domain=coding"]), "regenerate with: python -m coe.stage params"
     stages = yaml.safe_load((repo_root() / "dvc.yaml").read_text())["stages"]
-    for name, stage in stages.items():
+    for stage in stages.values():
         for key in stage.get("params", []):
             node = committed
             for part in key.split("."):

@@ -45,7 +45,7 @@ def test_kept_experts_bytes_equal_parent_and_everything_else_is_identical(tmp_pa
 
     assert [t.name for t in dst.tensors] == [t.name for t in src.tensors]
     sliced = 0
-    for a, b in zip(src.tensors, dst.tensors):
+    for a, b in zip(src.tensors, dst.tensors, strict=True):
         assert b.tensor_type == a.tensor_type
         if _is_expert_tensor(a.name):
             block = int(a.name.split(".")[1])

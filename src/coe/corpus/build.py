@@ -59,7 +59,7 @@ def _budgeted(records: list[dict], budget: int) -> list[dict]:
         by_source[record["source"]].append(record)
     total = sum(r["tokens"] for r in records)
     kept = []
-    for source, items in by_source.items():
+    for items in by_source.values():
         share = budget * sum(r["tokens"] for r in items) / max(total, 1)
         used = 0
         for record in sorted(items, key=lambda r: r["digest"]):

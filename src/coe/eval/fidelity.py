@@ -42,9 +42,10 @@ def _batches(tokenizer, texts: Sequence[str], max_length: int, batch_size: int) 
 
 def _shifted(model, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(log-probs [B, T-1, V], targets [B, T-1], mask [B, T-1]) for next-token prediction."""
-    ids = torch.from_numpy(batch.input_ids)
-    logits = model(input_ids=ids, attention_mask=torch.from_numpy(batch.attention_mask), use_cache=False).logits
-    return logits[:, :-1].float().log_softmax(-1), ids[:, 1:], torch.from_numpy(batch.count_mask[:, 1:])
+    ids = torch.from_numpy(batch.input_ids).to(model.device)
+    mask = torch.from_numpy(batch.attention_mask).to(model.device)
+    logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
+    return logits[:, :-1].float().log_softmax(-1), ids[:, 1:], torch.from_numpy(batch.count_mask[:, 1:]).to(model.device)
 
 
 @torch.inference_mode()

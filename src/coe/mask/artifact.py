@@ -84,7 +84,7 @@ def dumps_mask(mask: ExpertMask) -> str:
         comma = "," if i < len(items) - 1 else ""
         if key == "layers":
             rows = [f"    {json.dumps(b)}: {json.dumps(kept)}" for b, kept in value.items()]
-            lines.append(f'  "layers": {{\n' + ",\n".join(rows) + f"\n  }}{comma}")
+            lines.append('  "layers": {\n' + ",\n".join(rows) + f"\n  }}{comma}")
         elif key == "swaps":
             rows = [f"    {json.dumps(s, sort_keys=False)}" for s in value]
             body = ("\n" + ",\n".join(rows) + "\n  ") if rows else ""

@@ -39,7 +39,7 @@ def find_moe_layers(model: nn.Module, family: MoEFamily, layout: MoELayout) -> l
         except AttributeError:
             continue
         found = [layers[block] for block in layout.moe_layers]
-        for block, layer in zip(layout.moe_layers, found):
+        for block, layer in zip(layout.moe_layers, found, strict=True):
             try:
                 layer.get_submodule(family.router_module)
             except AttributeError as exc:

@@ -30,10 +30,13 @@ def params(cfg: dict) -> dict:
     return {"eval": cfg["eval"], "domain": domain_key(cfg), "dtype": cfg["backend"]["dtype"]}
 
 
-def _load(path: Path):
+def _load(path: Path, backend: dict):
+    """A model for evaluation, on the backend's device and dtype."""
+    import torch
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(path).eval()
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, backend["dtype"]))
+    return model.to(backend["device"]).eval()
 
 
 def run(store, cfg: dict, parent: Artifact, mask: Artifact, specialist: Artifact, corpus: Artifact) -> Artifact:
@@ -46,7 +49,8 @@ def run(store, cfg: dict, parent: Artifact, mask: Artifact, specialist: Artifact
 
     def build(out: Path) -> None:
         tokenizer = AutoTokenizer.from_pretrained(parent.path)
-        parent_model, special_model = _load(parent.path), _load(specialist.path / "hf")
+        backend = cfg["backend"]
+        parent_model, special_model = _load(parent.path, backend), _load(specialist.path / "hf", backend)
         fid = lambda docs: vars(fidelity(parent_model, special_model, tokenizer, docs, ev["max_length"], ev["batch_size"]))  # noqa: E731
         report = {
             "domain": cfg["domain"]["name"],
@@ -60,7 +64,7 @@ def run(store, cfg: dict, parent: Artifact, mask: Artifact, specialist: Artifact
         }
         matrix_dir = mask.path / "matrix"
         if matrix_dir.is_dir():
-            report["matrix"] = _matrix(parent, matrix_dir, tokenizer, heldout, ev)
+            report["matrix"] = _matrix(parent_model, parent.path, matrix_dir, tokenizer, heldout, ev, backend)
             _plot_matrix(report["matrix"], out / "matrix.png")
         (out / "metrics.json").write_text(json.dumps(report, indent=1, sort_keys=True))
 
@@ -87,15 +91,14 @@ def _vram(cfg: dict, parent: Artifact, specialist: Artifact, parent_config, spec
             for ctx in cfg["eval"]["vram_contexts"]}  # fmt: skip
 
 
-def _matrix(parent: Artifact, matrix_dir: Path, tokenizer, heldout: dict, ev: dict) -> dict:
+def _matrix(parent_model, parent_dir: Path, matrix_dir: Path, tokenizer, heldout: dict, ev: dict, backend: dict) -> dict:
     domains = sorted(n for n in heldout if n != "cot")
     masks = sorted(p.stem for p in matrix_dir.glob("*.json"))
-    parent_model = _load(parent.path)
     ppl = {"parent": {d: perplexity(parent_model, tokenizer, heldout[d], ev["max_length"], ev["batch_size"]) for d in domains}}
     with tempfile.TemporaryDirectory() as tmp:
         for mask_name in masks:
-            prune(parent.path, load_mask(matrix_dir / f"{mask_name}.json"), Path(tmp) / mask_name, progress=False)
-            model = _load(Path(tmp) / mask_name)
+            prune(parent_dir, load_mask(matrix_dir / f"{mask_name}.json"), Path(tmp) / mask_name, progress=False)
+            model = _load(Path(tmp) / mask_name, backend)
             ppl[mask_name] = {d: perplexity(model, tokenizer, heldout[d], ev["max_length"], ev["batch_size"]) for d in domains}
     own_best = {d: min((m for m in masks), key=lambda m: ppl[m][d]) == d for d in domains if d in masks}
     return {"domains": domains, "masks": masks, "ppl": ppl, "own_best": own_best, "baseline": RANDOM}
