@@ -166,3 +166,20 @@ def test_cli_build_and_stats(tmp_path):
     assert stats.returncode == 0 and "qa" in stats.stdout and "profile" in stats.stdout
     missing = run("stats", str(tmp_path / "nope"))
     assert missing.returncode == 1 and "manifest.json" in missing.stderr
+
+
+def test_corpus_stage_key_follows_source_contents(tmp_path):
+    from coe.stage import compose
+    from coe.stages import corpus
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.md").write_text("first")
+    cfg = compose(["+domain=coding", "model=gemma4-26b-a4b", "model.path=/m"])
+    cfg["domain"]["sources"] = [{"kind": "files", "paths": [str(tmp_path / "docs"), str(tmp_path / "*.txt")]}]
+    before = corpus.params(cfg)
+    (tmp_path / "docs" / "a.md").write_text("edited")
+    edited = corpus.params(cfg)
+    (tmp_path / "b.txt").write_text("new file matching the glob")
+    globbed = corpus.params(cfg)
+    assert before != edited != globbed
+    assert corpus.params(cfg) == globbed

@@ -6,6 +6,8 @@ Its output always holds ``manifest.json``: ``{name: {"profile": [files], "heldou
 
 from __future__ import annotations
 
+import glob
+import hashlib
 import json
 from pathlib import Path
 
@@ -33,12 +35,24 @@ def params(cfg: dict) -> dict:
         )
     specs = [*domain.get("sources", []), *cfg["corpus"].get("cot_sources", [])]
     files = [*domain["corpus_files"], *domain["heldout_files"], *cfg["corpus"]["cot_files"]]
-    files += [p for spec in specs for p in ([spec["path"]] if "path" in spec else spec.get("paths", []))]
-    missing = [f for f in files if not Path(f).exists()]
+    missing = [f for f in files if not Path(f).is_file()]
     if missing:
-        raise ConfigError(f"corpus inputs not found: {missing}")
-    hashes = {f: cached_sha256(f) for f in files if Path(f).is_file()}
-    return {"domain": domain["name"], "sources": specs, "corpus": cfg["corpus"], "files": hashes}
+        raise ConfigError(f"corpus files not found: {missing}")
+    inputs = {f: cached_sha256(f) for f in files}
+    for spec in specs:  # the content behind every source path, so that edited inputs rebuild the corpus
+        for pattern in [spec["path"]] if "path" in spec else spec.get("paths", []):
+            inputs[pattern] = _content_digest(pattern)
+    return {"domain": domain["name"], "sources": specs, "corpus": cfg["corpus"], "inputs": inputs}
+
+
+def _content_digest(pattern: str) -> str:
+    """sha256 over the names and contents of the files a path, directory or glob names ("" if none)."""
+    path = Path(pattern)
+    if path.is_file():
+        return cached_sha256(path)
+    matches = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else sorted(
+        Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())  # fmt: skip
+    return hashlib.sha256("".join(f"{m}:{cached_sha256(m)}\n" for m in matches).encode()).hexdigest() if matches else ""
 
 
 def run(store, cfg: dict) -> Artifact:
