@@ -24,7 +24,12 @@ def tracking_uri(root: Path) -> str:
 
 
 def experiment_id(root: Path, name: str) -> str:
-    """Point MLflow at the repository's store and return the experiment's id (created with artifacts under mlruns/)."""
+    """Point MLflow at the repository's store and return the experiment's id (created with artifacts under mlruns/).
+
+    coe needs no network at run time, so MLflow's usage telemetry is off unless
+    the user set ``MLFLOW_DISABLE_TELEMETRY`` themselves.
+    """
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri(root))
