@@ -261,6 +261,49 @@ def corpus_stats(corpus_dir) -> None:
     click.echo(format_stats(json.loads(path.read_text())))
 
 
+@cli.group("eval", cls=_CoeGroup)
+def eval_group() -> None:
+    """Evaluate specialists: code benchmarks graded in a sandbox."""
+
+
+@eval_group.command("code")
+@click.option("--problems", "source", required=True, help="LiveCodeBench or coe JSONL path, or: humaneval.")
+@click.option("--solutions", required=True, type=click.Path(path_type=Path), help='JSONL of {"id", "output"}.')
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Where to write report.json.")
+@click.option("--difficulty", multiple=True, help="Keep only these difficulties; repeatable.")
+@click.option("--platform", multiple=True, help="Keep only these platforms; repeatable.")
+@click.option("--start", help="Contest date window start (YYYY-MM-DD).")
+@click.option("--end", help="Contest date window end (YYYY-MM-DD).")
+@click.option("--k", default=1, show_default=True, help="pass@k.")
+@click.option("--timeout", default=6.0, show_default=True, help="CPU seconds per test.")
+@click.option("--workers", default=0, help="Parallel sandboxes (default: CPU count).")
+@click.option("--strict", is_flag=True, help="LiveCodeBench's line comparison for stdin problems.")
+def eval_code(source, solutions, out, difficulty, platform, start, end, k, timeout, workers, strict) -> None:
+    """Grade given solutions with no model at all."""
+    import json
+    import os
+
+    from coe.codebench.grade import grade_all, report
+    from coe.codebench.problems import filter_problems, load_problems
+    from coe.codebench.sandbox import Limits, Sandbox
+    from coe.errors import FormatError
+    from coe.io import write_bytes_atomic
+
+    problems = filter_problems(load_problems(source), list(difficulty), list(platform), start, end)
+    if not solutions.is_file():
+        raise FormatError(f"solutions file {solutions} does not exist")
+    try:
+        answers = [json.loads(line) for line in solutions.read_text().splitlines() if line.strip()]
+    except json.JSONDecodeError as exc:
+        raise FormatError(f"{solutions}: every line must be a JSON object {{id, output}} ({exc})") from exc
+    sandbox = Sandbox(Limits(timeout_s=timeout))
+    results = grade_all(problems, answers, sandbox, workers or os.cpu_count() or 1, strict)
+    window = {"difficulty": list(difficulty), "platform": list(platform), "start": start, "end": end}
+    data = report(problems, results, k, window) | {"isolation": "namespaces" if sandbox.isolated else "rlimits only"}
+    write_bytes_atomic(out, (json.dumps(data, indent=1) + "\n").encode())
+    click.echo(f"pass@{k} {data[f'pass@{k}']:.3f} on {len(problems)} problems (window {window}) -> {out}")
+
+
 @cli.group(cls=_CoeGroup)
 def demo() -> None:
     """Build the small offline models and corpora that need no download."""

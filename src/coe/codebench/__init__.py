@@ -1,0 +1,1 @@
+"""Code benchmarks: problems, answer extraction, a sandbox, and grading with pass@k."""
