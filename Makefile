@@ -27,6 +27,8 @@ test: setup
 bench: setup
 	$(PY) benchmarks/profile_overhead.py
 	$(PY) benchmarks/gguf_surgery.py
+	$(PY) benchmarks/sandbox_throughput.py
+	$(PY) benchmarks/corpus_stability.py
 
 clean:
 	rm -rf $(VENV) data/cache data/dvc outputs
