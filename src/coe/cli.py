@@ -304,6 +304,77 @@ def eval_code(source, solutions, out, difficulty, platform, start, end, k, timeo
     click.echo(f"pass@{k} {data[f'pass@{k}']:.3f} on {len(problems)} problems (window {window}) -> {out}")
 
 
+@eval_group.command("generate")
+@click.option("--problems", "source", required=True, help="LiveCodeBench or coe JSONL path, or: humaneval.")
+@click.option("--backend", required=True, type=click.Choice(["transformers", "ollama", "openai", "llamacpp"]))
+@click.option("--model", default="", help="Model name on the server, or the HF directory for transformers.")
+@click.option("--url", default="", help="Server URL (ollama, openai, llamacpp).")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="generations.jsonl (appended; resumes).")
+@click.option("--tokenizer", help="HF dir whose chat template renders prompts (llamacpp, prefills).")
+@click.option("--system", default=None, help="System prompt.")
+@click.option("--prefill", default=None, help='Assistant prefill; "seed" for the seed\'s "<think></think>\\n".')
+@click.option("--temperature", default=0.6, show_default=True)
+@click.option("--max-new-tokens", default=16384, show_default=True)
+@click.option("--num-ctx", default=8192, show_default=True)
+@click.option("--samples", default=1, show_default=True, help="Outputs per problem (pass@k).")
+@click.option("--workers", default=4, show_default=True, help="Concurrent requests.")
+@click.option("--difficulty", multiple=True, help="Keep only these difficulties; repeatable.")
+def eval_generate(source, backend, model, url, out, tokenizer, system, prefill, temperature, max_new_tokens, num_ctx,
+                  samples, workers, difficulty) -> None:  # fmt: skip
+    """Generate answers with thinking off; grade them with `coe eval code --solutions OUT`."""
+    from coe.backends import GenerationSettings, make_backend
+    from coe.backends.base import SEED_PREFILL
+    from coe.codebench.generate import generate_all
+    from coe.codebench.problems import filter_problems, load_problems
+
+    problems = filter_problems(load_problems(source), list(difficulty))
+    settings = GenerationSettings(model=model, url=url, tokenizer=tokenizer, system=system, temperature=temperature,
+                                  prefill=SEED_PREFILL if prefill == "seed" else prefill,
+                                  max_new_tokens=max_new_tokens, num_ctx=num_ctx)  # fmt: skip
+    engine = make_backend(backend, settings)
+    try:
+        records = generate_all(problems, engine, settings, out, samples, workers)
+    finally:
+        engine.close()
+    click.echo(f"{len(records)} generations for {len(problems)} problems -> {out}")
+
+
+@eval_group.command("compare")
+@click.argument("report_a", type=click.Path(path_type=Path))
+@click.argument("report_b", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), help="Write the comparison as JSON.")
+def eval_compare(report_a, report_b, out) -> None:
+    """Paired comparison of two reports (e.g. specialist vs parent) on the same problems."""
+    import json
+
+    from coe.codebench.generate import compare_reports
+    from coe.errors import FormatError
+
+    for path in (report_a, report_b):
+        if not path.is_file():
+            raise FormatError(f"report {path} does not exist; write one with `coe eval code`")
+    result = compare_reports(json.loads(report_a.read_text()), json.loads(report_b.read_text()))
+    low, high = result["ci95"]
+    click.echo(f"{result['n']} problems: pass@1 {result['pass@1_a']:.3f} vs {result['pass@1_b']:.3f}; "
+               f"difference {result['difference']:+.3f} (95% CI {low:+.3f} .. {high:+.3f}); "
+               f"solved only by A {result['only_a']}, only by B {result['only_b']}; McNemar p = {result['mcnemar_p']:.3g}")  # fmt: skip
+    if out:
+        out.write_text(json.dumps(result, indent=1))
+
+
+@cli.command("modelfile")
+@click.option("--gguf", required=True, type=click.Path(path_type=Path), help="The specialist GGUF.")
+@click.option("--name", required=True, help="Name to register with Ollama.")
+@click.option("--system", default="You are an expert programmer. Answer with correct, idiomatic code.", show_default=True)
+@click.option("--out", default="Modelfile", show_default=True, type=click.Path(path_type=Path))
+def modelfile_cmd(gguf, name, system, out) -> None:
+    """Write an Ollama Modelfile with the seed's settings, and print the `ollama create` line."""
+    from coe.eval.ollama import modelfile
+
+    out.write_text(modelfile(gguf, system))
+    click.echo(f"ollama create {name} -f {out}")
+
+
 @cli.group(cls=_CoeGroup)
 def demo() -> None:
     """Build the small offline models and corpora that need no download."""

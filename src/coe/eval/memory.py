@@ -4,9 +4,9 @@ VRAM estimate = weight bytes + KV cache in f16 at the given context. Per layer
 the cache holds keys and values (one tensor when ``attention_k_eq_v``) of
 ``num_key_value_heads x head_dim`` per token, over the whole context for
 global layers and over ``sliding_window`` tokens for sliding ones; layers that
-reuse another layer's cache (``num_kv_shared_layers``) add nothing. Compute
-buffers and activations are not included: treat the figure as a lower bound
-that ranks models correctly, not as a measurement.
+reuse another layer's cache (``num_kv_shared_layers``) add nothing. It is an
+estimate that ranks models correctly; the evaluate stage also reports the
+measured peak when it runs on a GPU.
 """
 
 from __future__ import annotations
@@ -44,6 +44,6 @@ def kv_cache_bytes(config, context: int) -> int:
     return total
 
 
-def vram_estimate(weights: int, config, context: int) -> int:
-    """Weights plus KV cache at ``context`` tokens, in bytes."""
-    return weights + kv_cache_bytes(config, context)
+def vram_estimate(weights: int, config, context: int, overhead: int = 512 << 20) -> int:
+    """Weights plus KV cache at ``context`` tokens plus the runtime overhead, in bytes."""
+    return weights + kv_cache_bytes(config, context) + overhead

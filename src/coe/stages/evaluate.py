@@ -52,6 +52,11 @@ def run(store, cfg: dict, parent: Artifact, mask: Artifact, specialist: Artifact
         backend = cfg["backend"]
         parent_model, special_model = _load(parent.path, backend), _load(specialist.path / "hf", backend)
         fid = lambda docs: vars(fidelity(parent_model, special_model, tokenizer, docs, ev["max_length"], ev["batch_size"]))  # noqa: E731
+        cuda = str(backend["device"]).startswith("cuda")
+        if cuda:
+            import torch
+
+            torch.cuda.reset_peak_memory_stats()
         report = {
             "domain": cfg["domain"]["name"],
             "fidelity": {
@@ -62,6 +67,8 @@ def run(store, cfg: dict, parent: Artifact, mask: Artifact, specialist: Artifact
             "vram": _vram(cfg, parent, specialist, parent_model.config, special_model.config),
             "mask": json.loads((mask.path / "mask.json").read_text())["params"],
         }
+        if cuda:  # both models and the evaluation's activations, measured
+            report["vram"]["measured_peak_bytes"] = torch.cuda.max_memory_allocated()
         matrix_dir = mask.path / "matrix"
         if matrix_dir.is_dir():
             report["matrix"] = _matrix(parent_model, parent.path, matrix_dir, tokenizer, heldout, ev, backend)
@@ -87,7 +94,8 @@ def _vram(cfg: dict, parent: Artifact, specialist: Artifact, parent_config, spec
         "specialist": weights_bytes(specialist.path / ("specialist.gguf" if gguf else "hf")),
     }
     configs = {"parent": parent_config, "specialist": special_config}
-    return {str(ctx): {who: vram_estimate(weights[who], configs[who], ctx) for who in weights}
+    overhead = cfg["eval"]["runtime_overhead_mb"] << 20
+    return {str(ctx): {who: vram_estimate(weights[who], configs[who], ctx, overhead) for who in weights}
             for ctx in cfg["eval"]["vram_contexts"]}  # fmt: skip
 
 
@@ -138,7 +146,10 @@ def flat_metrics(report: dict) -> dict[str, float]:
         out.update({f"off_domain.{domain}.{k}": v for k, v in fid.items()})
     out.update({f"size.{k}": v for k, v in report["size"].items()})
     for ctx, figures in report["vram"].items():
-        out.update({f"vram.{who}_{int(ctx) // 1024}k_bytes": v for who, v in figures.items()})
+        if isinstance(figures, dict):
+            out.update({f"vram.{who}_{int(ctx) // 1024}k_bytes": v for who, v in figures.items()})
+        else:
+            out[f"vram.{ctx}"] = figures
     if "matrix" in report:
         m = report["matrix"]
         out.update({f"matrix.{mask}.{d}.ppl": v for mask, row in m["ppl"].items() for d, v in row.items()})
