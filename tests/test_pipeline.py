@@ -118,6 +118,17 @@ def test_pipeline_end_to_end_logs_to_mlflow_and_reuses_artifacts(tiny_root):
     assert changed.metrics["size.ratio"] > m["size.ratio"]
 
 
+def test_code_pass_rates_of_parent_and_specialist(tiny_root):
+    coded = _run(tiny_root, ["eval.code.enabled=true", "eval.code.max_problems=2", "eval.code.max_new_tokens=4"])
+    assert sorted(coded.reused) == ["corpus", "mask", "parent", "profile", "surgery"]
+    m = coded.metrics
+    assert 0 <= m["code.pass_at_1.specialist"] <= 1 and 0 <= m["code.pass_at_1.parent"] <= 1  # a 30-step demo: 0 in practice
+    assert "code.pass_at_1.difference" in m
+    code_dir = coded.artifacts["evaluate"].path / "code"
+    assert len((code_dir / "specialist.jsonl").read_text().splitlines()) == 2
+    assert json.loads((code_dir / "parent.json").read_text())["n_problems"] == 2
+
+
 def test_tune_two_workers_share_one_study(tiny_root):
     import mlflow
     import optuna

@@ -55,6 +55,8 @@ def summary(result, cfg: dict) -> str:
     if "fidelity.kl" in m:
         lines.append(f"fidelity   : in-domain ppl {m['fidelity.ppl_parent']:.2f} -> {m['fidelity.ppl_specialist']:.2f}, "
                      f"KL {m['fidelity.kl']:.4f}, top-1 agreement {m['fidelity.top1']:.1%}")  # fmt: skip
+    if "code.pass_at_1.specialist" in m:
+        lines.append(f"code       : pass@1 {m['code.pass_at_1.parent']:.3f} (parent) -> {m['code.pass_at_1.specialist']:.3f}")
     if "mask.coverage" in m:
         lines.append(f"mask       : keep {cfg['mask']['keep']}, coverage {m['mask.coverage']:.1%}")
     if "matrix.own_best" in m:

@@ -5,7 +5,9 @@
 agreement on held-out text), ``size`` and ``vram`` figures, and ``matrix``:
 the held-out perplexity of every domain's specialist (and a random mask of the
 same keep) on every domain, with whether each domain's own specialist is the
-best mask there. Code pass rates come with the evaluation harness (issue 5).
+best mask there; and with ``eval.code.enabled``, ``code``: pass@1 of parent and
+specialist on the configured code benchmark (overall and per difficulty) and
+their paired comparison.
 """
 
 from __future__ import annotations
@@ -73,9 +75,42 @@ def run(store, cfg: dict, parent: Artifact, mask: Artifact, specialist: Artifact
         if matrix_dir.is_dir():
             report["matrix"] = _matrix(parent_model, parent.path, matrix_dir, tokenizer, heldout, ev, backend)
             _plot_matrix(report["matrix"], out / "matrix.png")
+        if ev["code"]["enabled"]:
+            del parent_model, special_model  # generation loads its own copies, one model at a time
+            report["code"] = _code(cfg, {"parent": parent.path, "specialist": specialist.path / "hf"}, out / "code")
         (out / "metrics.json").write_text(json.dumps(report, indent=1, sort_keys=True))
 
     return store.build("evaluate", params(cfg), [parent, mask, specialist, corpus], build)
+
+
+def _code(cfg: dict, models: dict[str, Path], out: Path) -> dict:
+    """Generate answers with each model, grade them in the sandbox, and compare specialist with parent."""
+    import os
+
+    from coe.backends import GenerationSettings, make_backend
+    from coe.codebench.generate import compare_reports, generate_all
+    from coe.codebench.grade import grade_all, report
+    from coe.codebench.problems import filter_problems, load_problems
+    from coe.codebench.sandbox import Sandbox
+
+    code = cfg["eval"]["code"]
+    problems = filter_problems(load_problems(code["problems"]), code["difficulty"])[: code["max_problems"]]
+    reports = {}
+    with Sandbox() as sandbox:
+        for who, path in models.items():
+            settings = GenerationSettings(model=str(path), system=cfg["domain"]["system_prompt"], seed=cfg["seed"],
+                                          temperature=code["temperature"], max_new_tokens=code["max_new_tokens"])  # fmt: skip
+            backend = make_backend("transformers", settings)
+            try:
+                generations = generate_all(problems, backend, settings, out / f"{who}.jsonl", code["samples"], workers=1)
+            finally:
+                backend.close()
+            results = grade_all(problems, generations, sandbox, os.cpu_count() or 1)
+            reports[who] = report(problems, results, k=1, window={"problems": code["problems"]})
+            (out / f"{who}.json").write_text(json.dumps(reports[who], indent=1))
+    comparison = compare_reports(reports["specialist"], reports["parent"])
+    return {who: {k: r[k] for k in ("pass@1", "by_difficulty", "by_platform", "n_problems")} for who, r in reports.items()} | {
+        "compare": {k: v for k, v in comparison.items() if k != "problems"}}  # fmt: skip
 
 
 def _sizes(cfg: dict, parent: Artifact, specialist: Artifact) -> dict:
@@ -150,6 +185,11 @@ def flat_metrics(report: dict) -> dict[str, float]:
             out.update({f"vram.{who}_{int(ctx) // 1024}k_bytes": v for who, v in figures.items()})
         else:
             out[f"vram.{ctx}"] = figures
+    if "code" in report:
+        for who in ("parent", "specialist"):
+            out[f"code.pass_at_1.{who}"] = report["code"][who]["pass@1"]  # MLflow names allow no "@"
+            out.update({f"code.pass_at_1.{who}.{d}": v for d, v in report["code"][who]["by_difficulty"].items()})
+        out["code.pass_at_1.difference"] = report["code"]["compare"]["difference"]
     if "matrix" in report:
         m = report["matrix"]
         out.update({f"matrix.{mask}.{d}.ppl": v for mask, row in m["ppl"].items() for d, v in row.items()})
