@@ -175,3 +175,21 @@ def test_real_parent_needs_a_corpus(tiny_model_dir, tmp_path):
                  "tracking.enabled=false", "mask.keep=4"]  # fmt: skip
     with pytest.raises(ConfigError, match="domain.corpus_files"):
         execute(compose(overrides), overrides, progress=False)
+
+
+def test_content_store_keeps_an_output_another_worker_completed(tmp_path):
+    from coe.stages.store import ContentStore
+
+    store = ContentStore(tmp_path)
+    calls = []
+
+    def build(out: Path) -> None:
+        calls.append(out)
+        (out / "x.txt").write_text(str(len(calls)))
+        if len(calls) == 1:  # while we build, a second worker completes the same key
+            store.build("mask", {"k": 1}, [], lambda o: (o / "x.txt").write_text("other"))
+
+    first = store.build("mask", {"k": 1}, [], build)
+    assert (first.path / "x.txt").read_text() == "other" and not first.reused
+    assert [p.name for p in (tmp_path / "mask").iterdir()] == [first.path.name]  # no temporary left
+    assert store.build("mask", {"k": 1}, [], build).reused and len(calls) == 1

@@ -55,12 +55,20 @@ def digest_dir(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _build_into(final: Path, build: Callable[[Path], None]) -> None:
+def _build_into(final: Path, build: Callable[[Path], None], replace: bool = True) -> None:
+    """Run ``build`` into a temporary directory beside ``final`` and rename it into place.
+
+    With ``replace=False`` an output that another process completed meanwhile
+    (two tuning workers building the same mask) is kept and ours discarded.
+    """
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
     try:
         build(tmp)
         if final.exists():
+            if not replace and (final / _DONE).is_file():
+                shutil.rmtree(tmp)
+                return
             shutil.rmtree(final)
         tmp.rename(final)
     except BaseException:
@@ -91,7 +99,7 @@ class ContentStore:
             record = {"digest": digest_dir(tmp), "key": key, "params": params, "upstream": [a.digest for a in upstream]}
             (tmp / _DONE).write_text(json.dumps(record, indent=1, sort_keys=True, default=str))
 
-        _build_into(final, build_and_mark)
+        _build_into(final, build_and_mark, replace=False)
         return Artifact(stage, final, json.loads(marker.read_text())["digest"], reused=False)
 
 
