@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 COE    := $(VENV)/bin/coe
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench repro clean
 
 setup: $(VENV)/.installed
 
@@ -23,6 +23,10 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+# dvc.yaml's stages call `python`: run them with the virtualenv first on PATH.
+repro: setup
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m dvc repro
 
 bench: setup
 	$(PY) benchmarks/profile_overhead.py

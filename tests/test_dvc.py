@@ -25,7 +25,9 @@ def _sh(args: list[str], cwd: Path, env: dict) -> str:
 def test_dvc_repro_matches_coe_run(tmp_path):
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(repo_root()), str(clone)], check=True)
-    env = {**os.environ, "PYTHONPATH": str(clone / "src"), "COE_CACHE_DIR": str(tmp_path / "cache")}
+    # dvc.yaml's commands call `python`: the environment's, as with an activated virtualenv
+    path = f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {**os.environ, "PATH": path, "PYTHONPATH": str(clone / "src"), "COE_CACHE_DIR": str(tmp_path / "cache")}
     python = sys.executable
     _sh([python, "-m", "coe.stage", "params", *TINY, "tracking.enabled=false"], clone, env)
     _sh([python, "-m", "dvc", "repro"], clone, env)
