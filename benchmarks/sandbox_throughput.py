@@ -38,7 +38,7 @@ def main() -> None:
                                    for t, p in problems.items()))  # fmt: skip
         coe_problems = load_problems("humaneval")
         solutions = [{"id": t, "output": p["canonical_solution"]} for t, p in problems.items()]
-        sandbox = Sandbox(Limits(timeout_s=3.0))
+        sandbox = Sandbox(Limits(timeout_s=3.0))  # closed at exit
         theirs, ours = [], []
         for _ in range(args.repeats):  # alternate, so drift hits both alike
             start = time.perf_counter()

@@ -296,8 +296,8 @@ def eval_code(source, solutions, out, difficulty, platform, start, end, k, timeo
         answers = [json.loads(line) for line in solutions.read_text().splitlines() if line.strip()]
     except json.JSONDecodeError as exc:
         raise FormatError(f"{solutions}: every line must be a JSON object {{id, output}} ({exc})") from exc
-    sandbox = Sandbox(Limits(timeout_s=timeout))
-    results = grade_all(problems, answers, sandbox, workers or os.cpu_count() or 1, strict)
+    with Sandbox(Limits(timeout_s=timeout)) as sandbox:
+        results = grade_all(problems, answers, sandbox, workers or os.cpu_count() or 1, strict)
     window = {"difficulty": list(difficulty), "platform": list(platform), "start": start, "end": end}
     data = report(problems, results, k, window) | {"isolation": "namespaces" if sandbox.isolated else "rlimits only"}
     write_bytes_atomic(out, (json.dumps(data, indent=1) + "\n").encode())

@@ -32,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,6 +105,7 @@ class Sandbox:
         self._local = threading.local()
         self._jails: list[_Jail] = []
         self._lock = threading.Lock()
+        weakref.finalize(self, _close_jails, self._jails)  # at garbage collection or exit, if close() was not called
 
     def run(self, program: str, stdin: str = "") -> RunResult:
         """Run ``program`` (Python source) with ``stdin``; nothing it writes outside its directory survives."""
@@ -125,9 +127,7 @@ class Sandbox:
     def close(self) -> None:
         """Stop every worker's namespace."""
         with self._lock:
-            for jail in self._jails:
-                jail.close()
-            self._jails.clear()
+            _close_jails(self._jails)
 
     def __enter__(self) -> Sandbox:
         return self
@@ -202,8 +202,17 @@ class _Jail:
         _kill_group(self.proc.pid)
         self.proc.wait()
         for stream in (self.proc.stdin, self.proc.stdout):
-            stream.close()
+            try:
+                stream.close()
+            except OSError:  # a broken pipe to a server that died
+                pass
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _close_jails(jails: list[_Jail]) -> None:
+    for jail in jails:
+        jail.close()
+    jails.clear()
 
 
 def _kill_group(pid: int) -> None:
