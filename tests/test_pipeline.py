@@ -193,3 +193,15 @@ def test_content_store_keeps_an_output_another_worker_completed(tmp_path):
     assert (first.path / "x.txt").read_text() == "other" and not first.reused
     assert [p.name for p in (tmp_path / "mask").iterdir()] == [first.path.name]  # no temporary left
     assert store.build("mask", {"k": 1}, [], build).reused and len(calls) == 1
+
+
+def test_front_doors_run_as_commands(tiny_root):
+    """`python -m coe.run` and `python -m coe.tune` as a user types them (Hydra's own entry points)."""
+    common = [*TINY, f"paths.root={tiny_root}", f"hydra.run.dir={tiny_root}/hydra"]
+    run = subprocess.run([sys.executable, "-m", "coe.run", *common], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "specialist :" in run.stdout and "mlflow ui" in run.stdout
+    tune = subprocess.run([sys.executable, "-m", "coe.tune", *common, "search.n_trials=1", "search.study_name=cmd"],
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert tune.returncode == 0, tune.stderr[-2000:]
+    assert "best overrides: mask.keep=" in tune.stdout and "reproduce: python -m coe.run" in tune.stdout

@@ -25,10 +25,13 @@ def compose(overrides: list[str]) -> dict:
     """Compose ``conf/`` with Hydra's compose API (no ``hydra:`` node, so nothing time- or machine-dependent)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
     from coe.pipeline import repo_root
 
+    if GlobalHydra.instance().is_initialized():  # inside a @hydra.main front door (coe.tune): same conf/
+        return OmegaConf.to_container(hydra_compose("config", overrides=overrides), resolve=True)
     with initialize_config_dir(config_dir=str(repo_root() / "conf"), version_base="1.3"):
         return OmegaConf.to_container(hydra_compose("config", overrides=overrides), resolve=True)
 
