@@ -59,10 +59,11 @@ def test_no_time_or_env_interpolation_outside_hydra():
         assert "${now:" not in body and "oc.env" not in body, path
 
 
-def test_missing_domain_says_how_to_pick_one():
+def test_missing_domain_says_how_to_pick_one(tmp_path):
     with pytest.raises(ConfigError, match=r"\+domain=coding"):
         validate(compose([]))
-    result = subprocess.run([sys.executable, "-m", "coe.run"], capture_output=True, text=True, timeout=120)
+    command = [sys.executable, "-m", "coe.run", f"hydra.run.dir={tmp_path}"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1 and "+domain=coding" in result.stderr and "Traceback" not in result.stderr
 
 
