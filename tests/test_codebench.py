@@ -182,3 +182,10 @@ def test_cli_grades_solutions(lcb_file, tmp_path):
     data = json.loads(out.read_text())
     assert {p["id"]: p["verdict"] for p in data["problems"]} == {"abc001_a": "accepted", "lc1": "extraction_failure"}
     assert data["pass@1"] == 0.5 and data["by_difficulty"] == {"easy": 1.0, "medium": 0.0}
+
+
+def test_unisolated_fallback_runs_with_rlimits(caplog):
+    box = Sandbox(Limits(timeout_s=1.0, memory_mb=512), isolate=False)
+    assert box.run("print(input()[::-1])", "abc\n").stdout == "cba\n"
+    assert box.run("while True:\n    pass\n").status == "timeout"
+    assert box.run("x = bytearray(2 * 1024 ** 3)\n").status == "memory"

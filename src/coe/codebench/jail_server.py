@@ -91,8 +91,12 @@ def _feed(stream, data: bytes) -> None:
             pass
 
 
-def _run(request, home: str):
-    """Run one program. It is done when its own process exits; whatever it left running is then killed."""
+def run_program(request, home: str, cleanup):
+    """Run one program in ``home/run``. It is done when its own process exits; ``cleanup(pid)`` then kills
+    whatever it left running (here: everything else in the namespace; outside one: its process group).
+
+    Also used, without namespaces, by :class:`coe.codebench.sandbox.Sandbox` itself.
+    """
     work = os.path.join(home, "run")
     os.mkdir(work)
     with open(os.path.join(work, "main.py"), "w", encoding="utf-8") as fh:
@@ -103,8 +107,9 @@ def _run(request, home: str):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
                             preexec_fn=_limits(request))  # fmt: skip
     out, err = [], []
-    threads = [threading.Thread(target=_drain, args=(proc.stdout, out)), threading.Thread(target=_drain, args=(proc.stderr, err)),
-               threading.Thread(target=_feed, args=(proc.stdin, request["stdin"].encode()))]  # fmt: skip
+    threads = [threading.Thread(target=_drain, args=(proc.stdout, out), daemon=True),
+               threading.Thread(target=_drain, args=(proc.stderr, err), daemon=True),
+               threading.Thread(target=_feed, args=(proc.stdin, request["stdin"].encode()), daemon=True)]  # fmt: skip
     for thread in threads:
         thread.start()
     timed_out = False
@@ -115,11 +120,12 @@ def _run(request, home: str):
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     seconds = time.perf_counter() - start
-    _kill_everything_else()  # closes every pipe a leftover process held, so the readers finish
+    cleanup(proc.pid)  # closes the pipes leftover processes held, so the readers finish
     for thread in threads:
-        thread.join()
-    return {"returncode": proc.returncode, "stdout": out[0][:_CAP].decode(errors="replace"),
-            "stderr": err[0][-_CAP:].decode(errors="replace"), "timed_out": timed_out, "seconds": seconds}  # fmt: skip
+        thread.join(timeout=5)  # a detached process that escaped cleanup (no namespaces) cannot hold us
+    return {"returncode": proc.returncode, "stdout": (out[0] if out else b"")[:_CAP].decode(errors="replace"),
+            "stderr": (err[0] if err else b"")[-_CAP:].decode(errors="replace"), "timed_out": timed_out,
+            "seconds": seconds}  # fmt: skip
 
 
 def main() -> None:
@@ -127,7 +133,7 @@ def main() -> None:
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     while (request := _read_frame(stdin)) is not None:
         try:
-            reply = _run(request, home)
+            reply = run_program(request, home, lambda pid: _kill_everything_else())
         except OSError as exc:
             reply = {"error": repr(exc)}
             _kill_everything_else()

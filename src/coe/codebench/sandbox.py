@@ -22,7 +22,6 @@ import functools
 import json
 import logging
 import os
-import resource
 import select
 import shutil
 import signal
@@ -31,10 +30,11 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
+
+from coe.codebench.jail_server import run_program
 
 __all__ = ["Limits", "RunResult", "Sandbox", "namespaces_available"]
 
@@ -116,9 +116,7 @@ class Sandbox:
             jail = self._local.jail = _Jail()
             with self._lock:
                 self._jails.append(jail)
-        request = {"program": program, "stdin": stdin, "timeout": self.limits.timeout_s, "memory_mb": self.limits.memory_mb,
-                   "file_mb": self.limits.file_mb, "open_files": self.limits.open_files}  # fmt: skip
-        reply = jail.request(request, deadline=4 * self.limits.timeout_s + 10)
+        reply = jail.request(self._request(program, stdin), deadline=4 * self.limits.timeout_s + 10)
         if reply is None or "error" in reply:
             raise OSError(f"the sandbox failed: {reply.get('error') if reply else 'no reply'}")
         status = _status(reply["returncode"], reply["stderr"], reply["timed_out"])
@@ -135,39 +133,18 @@ class Sandbox:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _limit(self) -> None:  # runs in the child between fork and exec
-        mb = 1 << 20
-        cpu = int(self.limits.timeout_s) + 1
-        resource.setrlimit(resource.RLIMIT_AS, (self.limits.memory_mb * mb, self.limits.memory_mb * mb))
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (self.limits.file_mb * mb, self.limits.file_mb * mb))
-        resource.setrlimit(resource.RLIMIT_NOFILE, (self.limits.open_files, self.limits.open_files))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    def _request(self, program: str, stdin: str) -> dict:
+        return {"program": program, "stdin": stdin, "timeout": self.limits.timeout_s, "memory_mb": self.limits.memory_mb,
+                "file_mb": self.limits.file_mb, "open_files": self.limits.open_files}  # fmt: skip
 
     def _run_unisolated(self, program: str, stdin: str) -> RunResult:
-        workdir = tempfile.mkdtemp(prefix="coe-sandbox-")
+        home = tempfile.mkdtemp(prefix="coe-sandbox-")
         try:
-            with open(os.path.join(workdir, "main.py"), "w", encoding="utf-8") as fh:
-                fh.write(program)
-            env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": workdir, "PYTHONHASHSEED": "0"}
-            start = time.perf_counter()
-            proc = subprocess.Popen([sys.executable, "-I", "-B", "-S", "main.py"], cwd=workdir, env=env, stdin=subprocess.PIPE,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-                                    preexec_fn=self._limit)  # fmt: skip
-            timed_out = False
-            try:
-                out, err = proc.communicate(stdin.encode(), timeout=2 * self.limits.timeout_s + 1)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                _kill_group(proc.pid)
-                out, err = proc.communicate()
-            finally:
-                _kill_group(proc.pid)
-            stdout, stderr = out.decode(errors="replace"), err.decode(errors="replace")
-            status = _status(proc.returncode, stderr, timed_out)
-            return RunResult(status, proc.returncode, stdout, stderr, time.perf_counter() - start)
+            reply = run_program(self._request(program, stdin), home, _kill_group)
         finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+            shutil.rmtree(home, ignore_errors=True)
+        status = _status(reply["returncode"], reply["stderr"], reply["timed_out"])
+        return RunResult(status, reply["returncode"], reply["stdout"], reply["stderr"], reply["seconds"])
 
 
 class _Jail:
