@@ -151,13 +151,19 @@ def test_tune_two_workers_share_one_study(tiny_root):
 
 
 def test_real_parent_path_with_corpus_sources(tiny_model_dir, tmp_path, documents):
-    """A local HF checkpoint as the parent, with the domain corpus built from a source spec."""
+    """A local HF checkpoint (and a GGUF of the same layout) as the parent, the corpus built from a source spec."""
+    from gguf.constants import GGMLQuantizationType as Q
+
+    from coe.demo.synthetic_gguf import GGUFSpec, write_gemma4_gguf
     from coe.run import execute
 
     corpus = tmp_path / "coding.jsonl"
     corpus.write_text("".join(json.dumps({"text": d}) + "\n" for d in documents * 3))
-    overrides = ["+domain=coding", "model=gemma4-26b-a4b", f"model.path={tiny_model_dir}", f"paths.root={tmp_path}",
-                 "mask.keep=4", "eval.matrix=false", "eval.max_docs=3", "profile.stability.keep=4"]  # fmt: skip
+    gguf_parent = tmp_path / "parent.gguf"
+    write_gemma4_gguf(gguf_parent, GGUFSpec(blocks=3, experts=8, top_k=2, expert_type=Q.Q8_0))
+    overrides = ["+domain=coding", "model=gemma4-26b-a4b", f"model.path={tiny_model_dir}", f"model.gguf={gguf_parent}",
+                 f"paths.root={tmp_path}", "mask.keep=4", "eval.matrix=false", "eval.max_docs=3",
+                 "profile.stability.keep=4"]  # fmt: skip
     cfg = compose(overrides)
     cfg["domain"]["sources"] = [{"kind": "jsonl", "path": str(corpus), "name": "coding"}]
     cfg["corpus"]["heldout"] = 0.3
@@ -167,6 +173,11 @@ def test_real_parent_path_with_corpus_sources(tiny_model_dir, tmp_path, document
     assert result.artifacts["parent"].path == tiny_model_dir
     assert 0 < result.metrics["size.ratio"] < 1 and "fidelity.kl" in result.metrics and "matrix.own_best" not in result.metrics
     assert json.loads((result.artifacts["mask"].path / "mask.json").read_text())["keep"] == 4
+    specialist_gguf = result.artifacts["surgery"].path / "specialist.gguf"
+    assert result.metrics["size.specialist_gguf_bytes"] == specialist_gguf.stat().st_size < result.metrics["size.parent_gguf_bytes"]
+    from coe.inspect import inspect_path
+
+    assert inspect_path(specialist_gguf).layout.num_experts == 4
 
 
 def test_real_parent_needs_a_corpus(tiny_model_dir, tmp_path):
