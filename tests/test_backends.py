@@ -164,3 +164,19 @@ def test_modelfile_and_cli_compare(tmp_path):
     b.write_text(json.dumps({"problems": [{"id": "1", "verdict": "accepted"}, {"id": "2", "verdict": "time_limit"}]}))
     result = subprocess.run([sys.executable, "-m", "coe.cli", "eval", "compare", str(a), str(b)], capture_output=True, text=True)
     assert result.returncode == 0 and "pass@1 1.000 vs 0.500" in result.stdout and "only by A 1" in result.stdout
+
+
+def test_cli_generate_then_grade(server, tmp_path):
+    import subprocess
+    import sys
+
+    problems = tmp_path / "p.jsonl"
+    problems.write_text(json.dumps({"id": "one", "prompt": "Print 1.", "tests": [{"input": "", "output": "1"}]}) + "\n")
+    out = tmp_path / "gen.jsonl"
+    cli = lambda *a: subprocess.run([sys.executable, "-m", "coe.cli", "eval", *a], capture_output=True, text=True)  # noqa: E731
+    made = cli("generate", "--problems", str(problems), "--backend", "ollama", "--model", "m", "--url", server, "--out", str(out))
+    assert made.returncode == 0, made.stderr
+    (record,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert record["output"] == "```python\nprint(1)\n```" and record["finish_reason"] == "stop"
+    graded = cli("code", "--problems", str(problems), "--solutions", str(out), "--out", str(tmp_path / "r.json"))
+    assert graded.returncode == 0 and json.loads((tmp_path / "r.json").read_text())["pass@1"] == 1.0
