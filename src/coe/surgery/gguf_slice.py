@@ -11,15 +11,15 @@ Provenance keys: ``coe.mask`` (the mask JSON), ``coe.parent_sha256`` and
 ``coe.version``. The parent's sha256 is computed on a second thread while the
 data is copied and patched into the header afterwards (its length is fixed);
 it is cached by path, inode, size and mtime (:func:`coe.io.cached_sha256`), so
-pruning the same parent again, as a sweep does, skips it.
+pruning the same parent again, as a sweep does, skips it. The NaN/Inf check
+(:mod:`coe.surgery.finite`) likewise remembers which experts of a parent it
+has dequantised.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import threading
-from concurrent.futures import ProcessPoolExecutor
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 from gguf import GGUFReader, GGUFWriter
 from gguf.constants import GGML_QUANT_SIZES, GGUFValueType, Keys
-from gguf.quants import dequantize
 from tqdm.auto import tqdm
 
 import coe
@@ -36,12 +35,12 @@ from coe.families import family_for_gguf_arch
 from coe.gguf_file import architecture, field_value, moe_layout, open_gguf
 from coe.io import atomic_path, cached_sha256
 from coe.mask.artifact import ExpertMask, dumps_mask
+from coe.surgery.finite import check_finite
 
 __all__ = ["TensorPlan", "SurgeryResult", "prune_gguf", "PROVENANCE_KEYS"]
 
 PROVENANCE_KEYS = ("coe.mask", "coe.parent_sha256", "coe.version")
 _CHUNK = 8 << 20  # bytes per read when comparing with the parent
-_FINITE_CHUNK = 4 << 20  # bytes per dequantisation job
 _PLACEHOLDER = "0" * 64
 
 
@@ -54,6 +53,9 @@ class TensorPlan:
     qtype: object  # GGMLQuantizationType
     ranges: tuple[tuple[int, int], ...]  # (absolute parent offset, length)
     sliced: bool
+    experts: tuple[int, ...] = ()  # kept expert ids, for sliced tensors
+    per_expert: int = 0  # bytes of one expert in the parent
+    offset: int = 0  # the tensor's absolute data offset in the parent
 
     @property
     def nbytes(self) -> int:
@@ -95,8 +97,9 @@ def plan_tensors(reader: GGUFReader, expert_blocks: dict[str, int], mask: Expert
         if shape[-1] != mask.num_experts or nbytes % mask.num_experts:
             raise FormatError(f"{tensor.name}: outermost dimension {shape[-1]} is not the {mask.num_experts} experts")
         per_expert = nbytes // mask.num_experts
-        ranges = _coalesce([(offset + e * per_expert, per_expert) for e in mask.layers[block]])
-        plans.append(TensorPlan(tensor.name, (*shape[:-1], mask.keep), tensor.tensor_type, ranges, sliced=True))
+        kept = tuple(mask.layers[block])
+        ranges = _coalesce([(offset + e * per_expert, per_expert) for e in kept])
+        plans.append(TensorPlan(tensor.name, (*shape[:-1], mask.keep), tensor.tensor_type, ranges, True, kept, per_expert, offset))
     return plans
 
 
@@ -188,63 +191,30 @@ def _paired_chunks(
             dst_offset += size
 
 
-def _verify(out: Path, parent: Path, plans: list[TensorPlan], arch: str, keep: int, finite: bool) -> None:
-    """Check count, names, shapes, types, every byte against the parent, and (optionally) finiteness."""
+def _verify(out: Path, parent: Path, plans: list[TensorPlan], arch: str, keep: int) -> None:
+    """Check tensor count, names, shapes, types and every byte against the parent."""
     reader = open_gguf(out)
     if field_value(reader, Keys.LLM.EXPERT_COUNT.format(arch=arch)) != keep:
         raise FormatError("verification failed: expert_count was not written")
     if len(reader.tensors) != len(plans):
         raise FormatError(f"verification failed: {len(reader.tensors)} tensors written, {len(plans)} planned")
-    finite_jobs = []
     with open(parent, "rb") as p, open(out, "rb") as o:
         for tensor, plan in zip(reader.tensors, plans, strict=True):
             shape = tuple(int(d) for d in tensor.shape)
             if (tensor.name, shape, tensor.tensor_type) != (plan.name, plan.shape, plan.qtype):
                 raise FormatError(f"verification failed: {tensor.name} {shape} does not match the plan {plan.shape}")
-            for want, got in _paired_chunks(p.fileno(), o.fileno(), plan.ranges, int(tensor.data_offset), _type_size(plan)):
+            unit = GGML_QUANT_SIZES[plan.qtype][1]  # bytes per quantisation block: ranges hold whole blocks
+            for want, got in _paired_chunks(p.fileno(), o.fileno(), plan.ranges, int(tensor.data_offset), unit):
                 if want != got:
                     raise FormatError(f"verification failed: {plan.name} bytes differ from the parent's")
-            if finite and plan.sliced:
-                finite_jobs += _finite_jobs(out, plan, int(tensor.data_offset))
-    bad = _run_finite_checks(finite_jobs)
+
+
+def _verify_finite(parent: Path, parent_sha256: str, plans: list[TensorPlan]) -> None:
+    """Dequantise the kept experts (byte-identical in parent and specialist, as _verify showed) and refuse NaN/Inf."""
+    sliced = [(p.name, p.offset, p.per_expert, p.experts, p.qtype) for p in plans if p.sliced]
+    bad = check_finite(parent, parent_sha256, sliced)
     if bad:
         raise FormatError(f"verification failed: {bad} holds NaN or Inf values (the parent's experts do)")
-
-
-def _type_size(plan: TensorPlan) -> int:
-    """Bytes per quantisation block: expert ranges always hold whole blocks."""
-    return GGML_QUANT_SIZES[plan.qtype][1]
-
-
-def _finite_jobs(out: Path, plan: TensorPlan, offset: int) -> list[tuple[str, str, int, int, object]]:
-    unit = _type_size(plan)
-    step = max(unit, _FINITE_CHUNK // unit * unit)
-    return [(plan.name, str(out), start, min(step, offset + plan.nbytes - start), plan.qtype)
-            for start in range(offset, offset + plan.nbytes, step)]  # fmt: skip
-
-
-def _finite_job(job: tuple[str, str, int, int, object]) -> str | None:
-    """Dequantise one piece of a written tensor with gguf.quants; its name if anything is NaN/Inf."""
-    name, path, offset, length, qtype = job
-    with open(path, "rb") as fh:
-        data = os.pread(fh.fileno(), length, offset)
-    blocks = np.frombuffer(data, dtype=np.uint8).reshape(-1, GGML_QUANT_SIZES[qtype][1])  # blocks are independent
-    with np.errstate(all="ignore"):
-        return None if np.isfinite(dequantize(blocks, qtype)).all() else name
-
-
-def _run_finite_checks(jobs: list) -> str | None:
-    """Run the dequantise-and-check jobs on every core; the first bad tensor's name, if any.
-
-    gguf-py dequantises in numpy at roughly 100 MB/s per core, so this is the
-    slow part of surgery; workers each hold one 4 MiB piece at a time.
-    """
-    if len(jobs) < 4:
-        return next((bad for bad in map(_finite_job, jobs) if bad), None)
-    workers = min(len(jobs), os.cpu_count() or 1)
-    # spawn, not fork: this process may hold threads (the hasher, progress bars)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return next((bad for bad in pool.map(_finite_job, jobs, chunksize=4) if bad), None)
 
 
 def prune_gguf(
@@ -282,7 +252,9 @@ def prune_gguf(
             _write_data(writer, parent, plans, progress)
             hasher.join()
             _patch_parent_hash(tmp, digest[0])
-            _verify(tmp, parent, plans, arch, mask.keep, finite=verify)
+            _verify(tmp, parent, plans, arch, mask.keep)
+            if verify:
+                _verify_finite(parent, digest[0], plans)
     finally:
         hasher.join()
     return SurgeryResult(out, parent.stat().st_size, out.stat().st_size, len(plans), sum(p.sliced for p in plans), digest[0])
