@@ -142,6 +142,7 @@ def profile_model(
     layers = find_moe_layers(loaded.model, loaded.family, loaded.layout)
     recorder = RouterRecorder(layers, loaded.family, loaded.layout, device, gate_out_norm=settings.reap)
     tokens = 0
+    digest = corpus_digest(corpus)  # once: stability checkpoints snapshot the profile many times
     with recorder, torch.inference_mode(), tqdm(desc="profiling", unit="tok", unit_scale=True, disable=not progress) as bar:
         for batch in batches:
             recorder.counting(torch.from_numpy(batch.count_mask).to(device))
@@ -153,12 +154,12 @@ def profile_model(
             )
             tokens += int(batch.count_mask.sum())
             bar.update(int(batch.count_mask.sum()))
-            if checkpoint is not None and checkpoint(tokens, lambda: _snapshot(recorder, loaded, corpus)):
+            if checkpoint is not None and checkpoint(tokens, lambda: _snapshot(recorder, loaded, digest)):
                 break
-    return _snapshot(recorder, loaded, corpus)
+    return _snapshot(recorder, loaded, digest)
 
 
-def _snapshot(recorder: RouterRecorder, loaded: LoadedModel, corpus: Sequence[str | os.PathLike[str]]) -> RouterProfile:
+def _snapshot(recorder: RouterRecorder, loaded: LoadedModel, corpus_sha256: str) -> RouterProfile:
     counts, weight_sum, n_tokens, extras = recorder.result()
     meta = ProfileMeta(
         model_id=loaded.model_id,
@@ -168,7 +169,7 @@ def _snapshot(recorder: RouterRecorder, loaded: LoadedModel, corpus: Sequence[st
         num_experts=loaded.layout.num_experts,
         top_k=loaded.layout.top_k,
         weight_semantics=WEIGHT_SEMANTICS,
-        corpus_sha256=corpus_digest(corpus),
+        corpus_sha256=corpus_sha256,
         backend="transformers",
     )
     return RouterProfile(counts=counts, weight_sum=weight_sum, n_tokens=n_tokens, meta=meta, extras=extras)
