@@ -47,9 +47,9 @@ def run(store, cfg: dict, parent: Artifact, mask: Artifact, specialist: Artifact
 
     ev = cfg["eval"]
     name = domain_key(cfg)
-    heldout = {n: texts(s["heldout"], ev["max_docs"]) for n, s in manifest(corpus).items() if s.get("heldout")}
 
-    def build(out: Path) -> None:
+    def build(out: Path) -> None:  # reads held-out text only when the evaluation is not cached
+        heldout = {n: texts(s["heldout"], ev["max_docs"]) for n, s in manifest(corpus).items() if s.get("heldout")}
         tokenizer = AutoTokenizer.from_pretrained(parent.path)
         backend = cfg["backend"]
         parent_model, special_model = _load(parent.path, backend), _load(specialist.path / "hf", backend)

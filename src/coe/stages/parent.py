@@ -25,10 +25,9 @@ def run(store, cfg: dict, corpus: Artifact, progress: bool = True) -> Artifact:
         from coe.demo.train import DemoSpec, train_demo_parent
 
         spec = DemoSpec(**model["train"], seed=cfg["seed"])
-        files = manifest(corpus)
-        train = {name: texts(splits["train"]) for name, splits in files.items() if "train" in splits}
 
-        def build(out: Path) -> None:
+        def build(out: Path) -> None:  # reads the training text only when the parent is not cached
+            train = {name: texts(splits["train"]) for name, splits in manifest(corpus).items() if "train" in splits}
             train_demo_parent(out, train, spec, progress=progress)
 
         return store.build("parent", params(cfg), [corpus], build)
