@@ -159,13 +159,13 @@ def _start_parent_run(cfg: dict, root: Path, base: list[str]) -> str:
 
 
 def _finish_parent_run(study, run_id: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
     import mlflow
     import optuna
     from optuna.trial import TrialState
 
+    from coe.figures import pyplot
+
+    pyplot()  # Optuna's plots draw with matplotlib: headless
     done = study.get_trials(states=(TrialState.COMPLETE,))
     with mlflow.start_run(run_id=run_id), tempfile.TemporaryDirectory() as tmp:
         if not done:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from coe.errors import ConfigError
+from coe.figures import pyplot
 from coe.mask.artifact import ExpertMask
 from coe.profile.artifact import RouterProfile
 
@@ -105,18 +106,9 @@ def jaccard(a: ExpertMask, b: ExpertMask) -> dict[int, float]:
             for block in sorted(a.layers)}  # fmt: skip
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_heatmap(mask: ExpertMask, utility: np.ndarray, blocks: list[int], path: str | os.PathLike[str]) -> None:
     """Layers x experts heat-map of utility; kept experts boxed, swapped-in experts starred."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(6, utility.shape[1] * 0.12), max(3, len(blocks) * 0.3)))
     image = ax.imshow(utility, aspect="auto", cmap="viridis", interpolation="nearest")
     fig.colorbar(image, ax=ax, label="utility")
@@ -137,7 +129,7 @@ def plot_heatmap(mask: ExpertMask, utility: np.ndarray, blocks: list[int], path:
 
 def plot_overlap(a: ExpertMask, b: ExpertMask, path: str | os.PathLike[str], labels: tuple[str, str] = ("A", "B")) -> None:
     """Bar chart of per-layer Jaccard overlap between two masks."""
-    plt = _pyplot()
+    plt = pyplot()
     overlap = jaccard(a, b)
     fig, ax = plt.subplots(figsize=(max(5, len(overlap) * 0.3), 3))
     ax.bar([str(k) for k in overlap], list(overlap.values()), color="steelblue")

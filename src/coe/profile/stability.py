@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
+from coe.figures import pyplot
 from coe.mask import MaskSettings, build_mask
 from coe.mask.scorers import score
 from coe.profile.artifact import RouterProfile
@@ -120,10 +121,7 @@ def _entropy(util: np.ndarray) -> list[float]:
 
 def plot_stability(curves: dict[str, list[StabilityPoint]], threshold: float, path: str | os.PathLike[str]) -> None:
     """Min-layer Jaccard (solid) and coverage (dashed) against tokens, one colour per curve."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for name, points in curves.items():

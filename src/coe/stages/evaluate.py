@@ -148,11 +148,11 @@ def _matrix(parent_model, parent_dir: Path, matrix_dir: Path, tokenizer, heldout
 
 
 def _plot_matrix(matrix: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+
+    from coe.figures import pyplot
+
+    plt = pyplot()
 
     rows, cols = matrix["masks"], matrix["domains"]
     ratio = np.array([[matrix["ppl"][m][d] / matrix["ppl"]["parent"][d] for d in cols] for m in rows])
