@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from coe.pipeline import PipelineResult
+from coe.profile import load_profile
+from coe.profile.summary import format_profile
 
 __all__ = ["tracking_uri", "experiment_id", "flatten", "run_name", "start_run", "log_result"]
 
@@ -91,9 +93,6 @@ def log_result(result: PipelineResult, extra_metrics: dict[str, float] | None = 
     for path in sorted(result.artifacts["profile"].path.glob("*.png")):
         mlflow.log_artifact(str(path), "profile")
     for path in sorted(result.artifacts["profile"].path.glob("*.safetensors")):
-        from coe.profile import load_profile
-        from coe.profile.summary import format_profile
-
         mlflow.log_text(format_profile(load_profile(path)), f"profile/{path.stem}.txt")
     if "matrix" in result.report:
         m = result.report["matrix"]
