@@ -12,8 +12,8 @@ Provenance keys: ``coe.mask`` (the mask JSON), ``coe.parent_sha256`` and
 data is copied and patched into the header afterwards (its length is fixed);
 it is cached by path, inode, size and mtime (:func:`coe.io.cached_sha256`), so
 pruning the same parent again, as a sweep does, skips it. The NaN/Inf check
-(:mod:`coe.surgery.finite`) likewise remembers which experts of a parent it
-has dequantised.
+(:mod:`coe.surgery.finite`) runs on the parent bytes the byte comparison has
+already read, so it costs no extra pass over the file.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from coe.families import family_for_gguf_arch
 from coe.gguf_file import architecture, field_value, moe_layout, open_gguf
 from coe.io import atomic_path, cached_sha256
 from coe.mask.artifact import ExpertMask, dumps_mask
-from coe.surgery.finite import check_finite
+from coe.surgery.finite import all_finite
 
 __all__ = ["TensorPlan", "SurgeryResult", "prune_gguf", "PROVENANCE_KEYS"]
 
@@ -53,9 +53,6 @@ class TensorPlan:
     qtype: object  # GGMLQuantizationType
     ranges: tuple[tuple[int, int], ...]  # (absolute parent offset, length)
     sliced: bool
-    experts: tuple[int, ...] = ()  # kept expert ids, for sliced tensors
-    per_expert: int = 0  # bytes of one expert in the parent
-    offset: int = 0  # the tensor's absolute data offset in the parent
 
     @property
     def nbytes(self) -> int:
@@ -99,7 +96,7 @@ def plan_tensors(reader: GGUFReader, expert_blocks: dict[str, int], mask: Expert
         per_expert = nbytes // mask.num_experts
         kept = tuple(mask.layers[block])
         ranges = _coalesce([(offset + e * per_expert, per_expert) for e in kept])
-        plans.append(TensorPlan(tensor.name, (*shape[:-1], mask.keep), tensor.tensor_type, ranges, True, kept, per_expert, offset))
+        plans.append(TensorPlan(tensor.name, (*shape[:-1], mask.keep), tensor.tensor_type, ranges, sliced=True))
     return plans
 
 
@@ -191,8 +188,8 @@ def _paired_chunks(
             dst_offset += size
 
 
-def _verify(out: Path, parent: Path, plans: list[TensorPlan], arch: str, keep: int) -> None:
-    """Check tensor count, names, shapes, types and every byte against the parent."""
+def _verify(out: Path, parent: Path, plans: list[TensorPlan], arch: str, keep: int, finite: bool) -> None:
+    """Check tensor count, names, shapes, types and every byte against the parent; with ``finite``, refuse NaN/Inf."""
     reader = open_gguf(out)
     if field_value(reader, Keys.LLM.EXPERT_COUNT.format(arch=arch)) != keep:
         raise FormatError("verification failed: expert_count was not written")
@@ -207,14 +204,8 @@ def _verify(out: Path, parent: Path, plans: list[TensorPlan], arch: str, keep: i
             for want, got in _paired_chunks(p.fileno(), o.fileno(), plan.ranges, int(tensor.data_offset), unit):
                 if want != got:
                     raise FormatError(f"verification failed: {plan.name} bytes differ from the parent's")
-
-
-def _verify_finite(parent: Path, parent_sha256: str, plans: list[TensorPlan]) -> None:
-    """Dequantise the kept experts (byte-identical in parent and specialist, as _verify showed) and refuse NaN/Inf."""
-    sliced = [(p.name, p.offset, p.per_expert, p.experts, p.qtype) for p in plans if p.sliced]
-    bad = check_finite(parent, parent_sha256, sliced)
-    if bad:
-        raise FormatError(f"verification failed: {bad} holds NaN or Inf values (the parent's experts do)")
+                if finite and plan.sliced and not all_finite(want, plan.qtype):
+                    raise FormatError(f"verification failed: {plan.name} holds NaN or Inf values (the parent's experts do)")
 
 
 def prune_gguf(
@@ -226,7 +217,7 @@ def prune_gguf(
         parent: the parent GGUF file.
         mask: which experts each MoE block keeps.
         out: the specialist GGUF to write (atomically: no file on failure).
-        verify: also dequantise every sliced tensor and refuse NaN/Inf.
+        verify: also refuse NaN/Inf in any sliced tensor's kept data (see :mod:`coe.surgery.finite`).
         progress: show a progress bar in bytes.
 
     Raises:
@@ -250,11 +241,9 @@ def prune_gguf(
         with atomic_path(out) as tmp:
             writer = _write_header(reader, arch, mask, plans, tmp)
             _write_data(writer, parent, plans, progress)
+            _verify(tmp, parent, plans, arch, mask.keep, finite=verify)  # while the parent is still being hashed
             hasher.join()
-            _patch_parent_hash(tmp, digest[0])
-            _verify(tmp, parent, plans, arch, mask.keep)
-            if verify:
-                _verify_finite(parent, digest[0], plans)
+            _patch_parent_hash(tmp, digest[0])  # atomic_path fsyncs these few bytes again
     finally:
         hasher.join()
     return SurgeryResult(out, parent.stat().st_size, out.stat().st_size, len(plans), sum(p.sliced for p in plans), digest[0])
