@@ -102,8 +102,8 @@ def plan_tensors(reader: GGUFReader, expert_blocks: dict[str, int], mask: Expert
 
 def _copy_metadata(reader: GGUFReader, writer: GGUFWriter, expert_count_key: str, keep: int) -> None:
     for key, field in reader.fields.items():
-        if key.startswith("GGUF.") or key == Keys.General.ARCHITECTURE:
-            continue  # the writer writes its own header and architecture
+        if key.startswith("GGUF.") or key == Keys.General.ARCHITECTURE or key in PROVENANCE_KEYS:
+            continue  # the writer writes its own header and architecture; provenance describes this cut
         if key == expert_count_key:
             writer.add_uint32(key, keep)
             continue
