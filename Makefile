@@ -21,8 +21,13 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(PY) -m coe.run +domain=coding
 
-test: setup
+# The tests also run llama.cpp: llama-cpp-python builds from source once (about 5 minutes).
+test: setup $(VENV)/.llamacpp
 	$(PY) -m pytest -q
+
+$(VENV)/.llamacpp: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e ".[dev,llamacpp]"
+	touch $@
 
 # dvc.yaml's stages call `python`: run them with the virtualenv first on PATH.
 repro: setup

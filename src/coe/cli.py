@@ -32,14 +32,18 @@ def cli() -> None:
 
 
 @cli.group(cls=_CoeGroup, invoke_without_command=True)
-@click.option("--model", "model_dir", type=click.Path(path_type=Path), help="HF model directory.")
+@click.option("--model", "model_dir", type=click.Path(path_type=Path), help="HF model directory, or a .gguf file (llama.cpp).")
 @click.option("--corpus", multiple=True, type=click.Path(path_type=Path), help="Corpus file (.txt or .jsonl); repeatable.")
 @click.option("--out", type=click.Path(path_type=Path), help="Where to write profile.safetensors.")
-@click.option("--batch-size", default=8, show_default=True, help="Chunks per forward pass.")
+@click.option("--batch-size", default=8, show_default=True, help="Chunks per forward pass (transformers).")
 @click.option("--max-length", default=512, show_default=True, help="Tokens per chunk, BOS included.")
-@click.option("--device", default="cpu", show_default=True, help="torch device.")
-@click.option("--dtype", default="float32", show_default=True, type=click.Choice(["float32", "bfloat16", "float16"]))
-@click.option("--reap", is_flag=True, help="Also record gate_out_norm_sum for the reap scorer (slower).")
+@click.option("--device", default="cpu", show_default=True, help="torch device (transformers).")
+@click.option("--dtype", default="float32", show_default=True, type=click.Choice(["float32", "bfloat16", "float16"]),
+              help="Model dtype (transformers).")
+@click.option("--threads", type=int, help="CPU threads (llama.cpp; default all cores).")
+@click.option("--n-gpu-layers", default=0, show_default=True, help="Layers offloaded to a GPU build of llama.cpp.")
+@click.option("--ubatch", type=int, help="Tokens per llama.cpp compute graph (default --max-length).")
+@click.option("--reap", is_flag=True, help="Also record gate_out_norm_sum for the reap scorer (slower; transformers).")
 @click.option("--keep", type=int, help="Record the mask-stability curve for masks of this keep (each doubling of tokens).")
 @click.option("--until-stable", is_flag=True, help="Stop once the mask stops changing (needs --keep).")
 @click.option("--threshold", default=0.95, show_default=True, help="Stable: Jaccard to the previous mask >= this in every layer.")
@@ -47,12 +51,13 @@ def cli() -> None:
 @click.option("--curve-plot", type=click.Path(path_type=Path), help="Write the stability curve as a PNG.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
-def profile(ctx: click.Context, model_dir, corpus, out, batch_size, max_length, device, dtype, reap, keep, until_stable,
-            threshold, start_tokens, curve_plot, quiet) -> None:  # fmt: skip
+def profile(ctx: click.Context, model_dir, corpus, out, batch_size, max_length, device, dtype, threads, n_gpu_layers, ubatch,
+            reap, keep, until_stable, threshold, start_tokens, curve_plot, quiet) -> None:  # fmt: skip
     """Record what a MoE model's routers do on a corpus (RouterProfile).
 
     \b
     coe profile --model DIR --corpus FILE --out profile.safetensors
+    coe profile --model parent.gguf --corpus FILE --out profile.safetensors
     coe profile merge A B --out C
     """
     if ctx.invoked_subcommand is not None:
@@ -60,23 +65,36 @@ def profile(ctx: click.Context, model_dir, corpus, out, batch_size, max_length, 
     missing = [flag for flag, value in (("--model", model_dir), ("--corpus", corpus), ("--out", out)) if not value]
     if missing:
         raise click.UsageError(f"missing {', '.join(missing)}")
-    from coe.profile import save_profile
-    from coe.profile.runner import ProfileSettings, load_model, profile_model
-
-    settings = ProfileSettings(batch_size=batch_size, max_length=max_length, device=device, dtype=dtype, reap=reap)
-    settings.validate()
     if (until_stable or curve_plot) and keep is None:
         raise click.UsageError("--until-stable and --curve-plot need --keep")
-    loaded = load_model(model_dir, settings)
+    from coe.profile import save_profile
+
+    if model_dir.suffix == ".gguf":
+        if reap:
+            raise click.UsageError("--reap needs expert outputs, which only the transformers backend records")
+        from coe.llamacpp.profile import GGUFProfileSettings, gguf_layout, profile_gguf
+
+        settings = GGUFProfileSettings(max_length=max_length, n_ubatch=ubatch, n_threads=threads, n_gpu_layers=n_gpu_layers)
+        settings.validate()
+        layout = gguf_layout(model_dir)
+        run = lambda checkpoint: profile_gguf(model_dir, list(corpus), settings, not quiet, checkpoint)  # noqa: E731
+    else:
+        from coe.profile.runner import ProfileSettings, load_model, profile_model
+
+        settings = ProfileSettings(batch_size=batch_size, max_length=max_length, device=device, dtype=dtype, reap=reap)
+        settings.validate()
+        loaded = load_model(model_dir, settings)
+        layout = loaded.layout
+        run = lambda checkpoint: profile_model(loaded, list(corpus), settings, not quiet, checkpoint)  # noqa: E731
     tracker = None
     if keep is not None:
         from coe.mask import MaskSettings
         from coe.profile.stability import StabilityTracker
 
         mask_settings = MaskSettings(keep=keep)
-        mask_settings.validate(loaded.layout.num_experts, loaded.layout.top_k)
+        mask_settings.validate(layout.num_experts, layout.top_k)
         tracker = StabilityTracker(mask_settings, start_tokens, threshold, stop=until_stable)
-    result = profile_model(loaded, list(corpus), settings, progress=not quiet, checkpoint=tracker)
+    result = run(tracker)
     if tracker is not None:
         import dataclasses
 
@@ -206,7 +224,7 @@ def mask_report_cmd(mask_path, profile, heatmap, compare, overlap) -> None:
 @click.option("--in", "parent", required=True, type=click.Path(path_type=Path), help="Parent: a .gguf file or an HF directory.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Specialist: .gguf file or directory.")
 @click.option("--verify/--no-verify", default=True, show_default=True,
-              help="GGUF: dequantise every sliced tensor and refuse NaN/Inf (byte checks always run).")
+              help="GGUF: refuse NaN/Inf in every sliced tensor (byte checks always run).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def prune_cmd(mask_path, parent, out, verify, quiet) -> None:
     """Remove the experts a mask drops from a GGUF file or an HF checkpoint."""
@@ -217,6 +235,54 @@ def prune_cmd(mask_path, parent, out, verify, quiet) -> None:
     ratio = result.out_bytes / result.parent_bytes
     click.echo(f"{result.sliced} per-expert tensors sliced, {result.tensors} tensors in all; "
                f"{result.parent_bytes:,} -> {result.out_bytes:,} bytes ({ratio:.1%}) -> {out}")  # fmt: skip
+
+
+@cli.command("export-gguf")
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--type", "out_type", default="f32", show_default=True, type=click.Choice(["f32", "f16", "q8_0"]))
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def export_gguf_cmd(model_dir, out, out_type, quiet) -> None:
+    """Write an HF MoE checkpoint as a GGUF that llama.cpp and Ollama load."""
+    from coe.export import export_gguf
+
+    result = export_gguf(model_dir, out, out_type, progress=not quiet)
+    types = ", ".join(f"{n} {name}" for name, n in sorted(result.types.items()))
+    click.echo(f"{result.tensors} tensors ({types}), {result.nbytes:,} bytes -> {out}")
+
+
+@cli.command("verify")
+@click.argument("specialist", type=click.Path(path_type=Path))
+@click.option("--parent", required=True, type=click.Path(path_type=Path), help="The parent GGUF the specialist was cut from.")
+@click.option("--mask", "mask_path", required=True, type=click.Path(path_type=Path), help="The mask it was cut with.")
+@click.option("--prompt", "prompts", multiple=True, help="Prompt for the logit check; repeatable.")
+@click.option("--prompts-file", type=click.Path(path_type=Path), help="Text file, one prompt per non-empty line.")
+@click.option("--held-out", type=click.Path(path_type=Path), help="Text for next-token agreement.")
+@click.option("--min-agreement", default=0.0, show_default=True, help="Fail below this next-token agreement (0-1).")
+@click.option("--max-length", default=256, show_default=True, help="Tokens per sequence, BOS included.")
+def verify_cmd(specialist, parent, mask_path, prompts, prompts_file, held_out, min_agreement, max_length) -> None:
+    """Prove a GGUF specialist in llama.cpp: expert count, logits equal to the parent's, agreement."""
+    from coe.llamacpp.verify import verify_specialist
+    from coe.mask import load_mask
+
+    prompts = list(prompts)
+    if prompts_file:
+        prompts += [line for line in _read_text(prompts_file).splitlines() if line.strip()]
+    if not prompts:
+        raise click.UsageError("give --prompt or --prompts-file")
+    held = [_read_text(held_out)] if held_out else []
+    report = verify_specialist(specialist, parent, load_mask(mask_path), prompts, held, max_length, min_agreement)
+    for line in report.lines():
+        click.echo(line)
+    if not report.ok:
+        raise SystemExit(1)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.BadParameter(f"cannot read {path}: {exc}") from None
 
 
 @cli.group(cls=_CoeGroup)

@@ -42,6 +42,7 @@ class ProfileMeta:
         corpus_sha256: sha256 of the corpus file(s), "+"-joined after a merge.
         backend: what ran the model ("transformers", "llama.cpp").
         stability: the mask-stability curve as JSON (``coe profile --keep``), "" if none.
+        quantization: the weights' type as profiled (a GGUF's file type, e.g. "MOSTLY_Q8_0"), "" if unknown.
     """
 
     model_id: str
@@ -54,11 +55,14 @@ class ProfileMeta:
     backend: str
     revision: str = ""
     stability: str = ""
+    quantization: str = ""
 
     def to_header(self) -> dict[str, str]:
         """Flatten to the string-only safetensors header."""
         header = {k: str(v) for k, v in asdict(self).items()}
         header["moe_layers"] = json.dumps(list(self.moe_layers))
+        if not self.quantization:  # absent rather than empty: profiles from before the field keep their hash
+            del header["quantization"]
         header["format"] = FORMAT
         return header
 
@@ -77,6 +81,7 @@ class ProfileMeta:
                 corpus_sha256=header["corpus_sha256"],
                 backend=header["backend"],
                 stability=header.get("stability", ""),
+                quantization=header.get("quantization", ""),
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise FormatError(f"profile header is incomplete or malformed ({exc!r})") from exc
