@@ -43,6 +43,7 @@ def cli() -> None:
 @click.option("--threads", type=int, help="CPU threads (llama.cpp; default all cores).")
 @click.option("--n-gpu-layers", default=0, show_default=True, help="Layers offloaded to a GPU build of llama.cpp.")
 @click.option("--ubatch", type=int, help="Tokens per llama.cpp compute graph (default --max-length).")
+@click.option("--exact", is_flag=True, help="llama.cpp: F32 KV cache, no flash attention (closest to transformers; slower).")
 @click.option("--reap", is_flag=True, help="Also record gate_out_norm_sum for the reap scorer (slower; transformers).")
 @click.option("--keep", type=int, help="Record the mask-stability curve for masks of this keep (each doubling of tokens).")
 @click.option("--until-stable", is_flag=True, help="Stop once the mask stops changing (needs --keep).")
@@ -52,7 +53,7 @@ def cli() -> None:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
 def profile(ctx: click.Context, model_dir, corpus, out, batch_size, max_length, device, dtype, threads, n_gpu_layers, ubatch,
-            reap, keep, until_stable, threshold, start_tokens, curve_plot, quiet) -> None:  # fmt: skip
+            exact, reap, keep, until_stable, threshold, start_tokens, curve_plot, quiet) -> None:  # fmt: skip
     """Record what a MoE model's routers do on a corpus (RouterProfile).
 
     \b
@@ -74,7 +75,8 @@ def profile(ctx: click.Context, model_dir, corpus, out, batch_size, max_length, 
             raise click.UsageError("--reap needs expert outputs, which only the transformers backend records")
         from coe.llamacpp.profile import GGUFProfileSettings, gguf_layout, profile_gguf
 
-        settings = GGUFProfileSettings(max_length=max_length, n_ubatch=ubatch, n_threads=threads, n_gpu_layers=n_gpu_layers)
+        settings = GGUFProfileSettings(max_length=max_length, n_ubatch=ubatch, n_threads=threads,
+                                       n_gpu_layers=n_gpu_layers, exact=exact)  # fmt: skip
         settings.validate()
         layout = gguf_layout(model_dir)
         run = lambda checkpoint: profile_gguf(model_dir, list(corpus), settings, not quiet, checkpoint)  # noqa: E731

@@ -106,7 +106,7 @@ class GGUFRuntime:
         n_gpu_layers: layers to offload to a GPU build's device (0: CPU only).
         callback: ``(name, tensor)`` for each computed graph tensor whose name ``want`` accepts.
         want: the graph tensor names ``callback`` is asked about.
-        f32_cache: keep the KV cache in F32 (exact comparisons) rather than F16.
+        f32_cache: F32 KV cache and no flash attention (exact comparisons) rather than llama.cpp's defaults.
     """
 
     def __init__(
