@@ -119,6 +119,21 @@ def test_pipeline_end_to_end_logs_to_mlflow_and_reuses_artifacts(tiny_root):
     assert changed.metrics["size.ratio"] > m["size.ratio"]
 
 
+def test_demo_runs_gguf_end_to_end_in_llama_cpp(tiny_root):
+    """Export the demo parent, profile its GGUF in llama.cpp, cut the GGUF and verify the specialist there."""
+    pytest.importorskip("llama_cpp", reason="needs llama-cpp-python: pip install 'coe[llamacpp]'")
+    from coe.profile import load_profile
+
+    run = _run(tiny_root, ["model.gguf_export=q8_0", "profile.backend=llama.cpp"])
+    assert "parent" in run.reused  # the export is a stage of its own: the trained parent is kept
+    profile = load_profile(run.artifacts["profile"].path / "coding.safetensors")
+    assert (profile.meta.backend, profile.meta.quantization, profile.meta.model_id) == ("llama.cpp", "MOSTLY_Q8_0", "demo")
+    m = run.metrics
+    assert m["size.specialist_gguf_bytes"] < m["size.parent_gguf_bytes"]
+    assert m["gguf.ok"] == 1.0 and m["gguf.max_logit_diff"] <= 1e-3 and 0 < m["gguf.agreement"] <= 1
+    assert (run.artifacts["surgery"].path / "specialist.gguf").is_file()
+
+
 def test_code_pass_rates_of_parent_and_specialist(tiny_root):
     coded = _run(tiny_root, ["eval.code.enabled=true", "eval.code.max_problems=2", "eval.code.max_new_tokens=4"])
     assert sorted(coded.reused) == ["corpus", "mask", "parent", "profile", "surgery"]
@@ -151,16 +166,14 @@ def test_tune_two_workers_share_one_study(tiny_root):
 
 
 def test_real_parent_path_with_corpus_sources(tiny_model_dir, tmp_path, documents):
-    """A local HF checkpoint (and a GGUF of the same layout) as the parent, the corpus built from a source spec."""
-    from gguf.constants import GGMLQuantizationType as Q
-
-    from coe.demo.synthetic_gguf import GGUFSpec, write_gemma4_gguf
+    """A local HF checkpoint (and its GGUF) as the parent, the corpus built from a source spec."""
+    from coe.export import export_gguf
     from coe.run import execute
 
     corpus = tmp_path / "coding.jsonl"
     corpus.write_text("".join(json.dumps({"text": d}) + "\n" for d in documents * 3))
     gguf_parent = tmp_path / "parent.gguf"
-    write_gemma4_gguf(gguf_parent, GGUFSpec(blocks=3, experts=8, top_k=2, expert_type=Q.Q8_0))
+    export_gguf(tiny_model_dir, gguf_parent, "q8_0", progress=False)
     overrides = ["+domain=coding", "model=gemma4-26b-a4b", f"model.path={tiny_model_dir}", f"model.gguf={gguf_parent}",
                  f"paths.root={tmp_path}", "mask.keep=4", "eval.matrix=false", "eval.max_docs=3",
                  "profile.stability.keep=4"]  # fmt: skip

@@ -50,6 +50,10 @@ def validate(cfg: dict) -> None:
         raise ConfigError("no domain chosen: run with +domain=coding (or math, general); see conf/domain/")
     if cfg["model"]["kind"] not in ("demo", "hf"):
         raise ConfigError(f"model.kind must be demo or hf, got {cfg['model']['kind']!r}")
+    if cfg["profile"]["backend"] not in ("transformers", "llama.cpp"):
+        raise ConfigError(f"profile.backend must be transformers or llama.cpp, got {cfg['profile']['backend']!r}")
+    if cfg["model"].get("gguf_export") and cfg["model"]["kind"] != "demo":
+        raise ConfigError("model.gguf_export exports the demo parent; for a real parent set model.gguf to its GGUF")
     if cfg["model"]["kind"] == "demo" and cfg["mask"]["keep"] > cfg["model"]["train"]["experts"]:
         raise ConfigError(f"mask.keep={cfg['mask']['keep']} exceeds the demo's {cfg['model']['train']['experts']} experts")
     mask.mask_settings(cfg).validate()
@@ -63,11 +67,12 @@ def run_pipeline(cfg: dict, progress: bool = True) -> PipelineResult:
     arts: dict[str, Artifact] = {}
     arts["corpus"] = _stage("corpus", corpus.run(store, cfg))
     arts["parent"] = _stage("parent", parent.run(store, cfg, arts["corpus"], progress=progress))
-    arts["profile"] = _stage("profile", profile.run(store, cfg, arts["parent"], arts["corpus"], progress=progress))
+    gguf = parent.gguf(store, cfg, arts["parent"], progress=progress)
+    arts["profile"] = _stage("profile", profile.run(store, cfg, arts["parent"], arts["corpus"], gguf, progress=progress))
     arts["mask"] = _stage("mask", mask.run(store, cfg, arts["profile"]))
-    arts["surgery"] = _stage("surgery", surgery.run(store, cfg, arts["parent"], arts["mask"], progress=progress))
+    arts["surgery"] = _stage("surgery", surgery.run(store, cfg, arts["parent"], arts["mask"], gguf, progress=progress))
     arts["evaluate"] = _stage(
-        "evaluate", evaluate.run(store, cfg, arts["parent"], arts["mask"], arts["surgery"], arts["corpus"])
+        "evaluate", evaluate.run(store, cfg, arts["parent"], arts["mask"], arts["surgery"], arts["corpus"], gguf)
     )
     report = json.loads((arts["evaluate"].path / "metrics.json").read_text())
     return PipelineResult(arts, report, evaluate.flat_metrics(report))

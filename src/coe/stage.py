@@ -54,6 +54,13 @@ def _parent(store, cfg: dict):
     return parent.run(store, cfg, None)
 
 
+def _gguf(store, cfg: dict) -> Path | None:
+    """The parent's GGUF: ``model.gguf``, or the demo export the parent stage wrote."""
+    if cfg["model"].get("gguf"):
+        return Path(cfg["model"]["gguf"])
+    return store.existing("gguf").path / "parent.gguf" if cfg["model"].get("gguf_export") else None
+
+
 def run_stage(stage: str, cfg: dict, root: Path) -> None:
     """Run one stage with a FixedStore under ``root/data/dvc``."""
     from coe.pipeline import validate
@@ -67,7 +74,7 @@ def run_stage(stage: str, cfg: dict, root: Path) -> None:
         corpus.run(store, cfg)
     elif stage == "parent":
         if cfg["model"]["kind"] == "demo":
-            parent.run(store, cfg, get("corpus"))
+            parent.gguf(store, cfg, parent.run(store, cfg, get("corpus")))  # the export lands in data/dvc/gguf
         else:  # a real parent stays where it is; DVC tracks a pointer to it
             source = parent.run(store, cfg, None)
 
@@ -76,13 +83,13 @@ def run_stage(stage: str, cfg: dict, root: Path) -> None:
 
             store.build("parent", {}, [], pointer)
     elif stage == "profile":
-        profile.run(store, cfg, _parent(store, cfg), get("corpus"))
+        profile.run(store, cfg, _parent(store, cfg), get("corpus"), _gguf(store, cfg))
     elif stage == "mask":
         mask.run(store, cfg, get("profile"))
     elif stage == "surgery":
-        surgery.run(store, cfg, _parent(store, cfg), get("mask"))
+        surgery.run(store, cfg, _parent(store, cfg), get("mask"), _gguf(store, cfg))
     elif stage == "evaluate":
-        evaluate.run(store, cfg, _parent(store, cfg), get("mask"), get("surgery"), get("corpus"))
+        evaluate.run(store, cfg, _parent(store, cfg), get("mask"), get("surgery"), get("corpus"), _gguf(store, cfg))
         if cfg["tracking"]["enabled"]:
             _track(cfg, root, {name: get(name) for name in ("corpus", "profile", "mask", "surgery", "evaluate")})
     else:

@@ -120,7 +120,8 @@ def tune(cfg: dict, base: list[str]):
     root = resolve_root(cfg)
     store = ContentStore(root / cfg["paths"]["cache"])
     corpus_art = corpus.run(store, cfg)
-    profile.run(store, cfg, parent.run(store, cfg, corpus_art), corpus_art)  # once, before the workers
+    parent_art = parent.run(store, cfg, corpus_art)
+    profile.run(store, cfg, parent_art, corpus_art, parent.gguf(store, cfg, parent_art))  # once, before the workers
     study = _study(cfg, root, create=True)
     workers = max(1, int(cfg["search"].get("workers", 1)))
     shares = [cfg["search"]["n_trials"] // workers + (i < cfg["search"]["n_trials"] % workers) for i in range(workers)]

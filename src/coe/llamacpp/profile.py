@@ -106,12 +106,14 @@ def profile_gguf(
     settings: GGUFProfileSettings = GGUFProfileSettings(),
     progress: bool = True,
     checkpoint: Checkpoint | None = None,
+    model_id: str | None = None,
 ) -> RouterProfile:
     """Run the GGUF ``model`` over ``corpus`` in llama.cpp and return its RouterProfile.
 
     Tokens come from the GGUF's own tokenizer; every chunk starts with its BOS,
     which is not counted. ``checkpoint`` works as in
-    :func:`coe.profile.runner.profile_model`.
+    :func:`coe.profile.runner.profile_model`; ``model_id`` names the model in
+    the profile (default: the file's path).
     """
     settings.validate()
     model = Path(model)
@@ -123,7 +125,7 @@ def profile_gguf(
     digest = corpus_digest(corpus)
     stats = _Accumulator(layout)
     meta = ProfileMeta(
-        model_id=str(model), revision=cached_sha256(model), family=family.name, moe_layers=layout.moe_layers,
+        model_id=model_id or str(model), revision=cached_sha256(model), family=family.name, moe_layers=layout.moe_layers,
         num_experts=layout.num_experts, top_k=layout.top_k, weight_semantics=WEIGHT_SEMANTICS,
         corpus_sha256=digest, backend="llama.cpp", quantization=quantization,
     )  # fmt: skip

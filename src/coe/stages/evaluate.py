@@ -5,18 +5,23 @@
 agreement on held-out text), ``size`` and ``vram`` figures, and ``matrix``:
 the held-out perplexity of every domain's specialist (and a random mask of the
 same keep) on every domain, with whether each domain's own specialist is the
-best mask there; and with ``eval.code.enabled``, ``code``: pass@1 of parent and
+best mask there; with ``eval.code.enabled``, ``code``: pass@1 of parent and
 specialist on the configured code benchmark (overall and per difficulty) and
-their paired comparison.
+their paired comparison; and with a GGUF specialist and llama-cpp-python,
+``gguf``: ``coe verify`` of it against the parent's GGUF on held-out documents
+(logits equal where the mask keeps every routed expert, next-token agreement).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 from pathlib import Path
 
+from coe.errors import CoeError
 from coe.eval.fidelity import fidelity, perplexity
+from coe.io import cached_sha256
 from coe.eval.memory import vram_estimate, weights_bytes
 from coe.mask import load_mask
 from coe.stages.corpus import manifest, texts
@@ -27,9 +32,12 @@ from coe.surgery import prune
 
 __all__ = ["params", "run", "flat_metrics"]
 
+log = logging.getLogger(__name__)
 
-def params(cfg: dict) -> dict:
-    return {"eval": cfg["eval"], "domain": domain_key(cfg), "dtype": cfg["backend"]["dtype"]}
+
+def params(cfg: dict, gguf: Path | None = None) -> dict:
+    return {"eval": cfg["eval"], "domain": domain_key(cfg), "dtype": cfg["backend"]["dtype"],
+            "gguf": cached_sha256(gguf) if gguf else None}  # fmt: skip
 
 
 def _load(path: Path, backend: dict):
@@ -41,7 +49,9 @@ def _load(path: Path, backend: dict):
     return model.to(backend["device"]).eval()
 
 
-def run(store, cfg: dict, parent: Artifact, mask: Artifact, specialist: Artifact, corpus: Artifact) -> Artifact:
+def run(
+    store, cfg: dict, parent: Artifact, mask: Artifact, specialist: Artifact, corpus: Artifact, gguf: Path | None = None
+) -> Artifact:
     """Write ``metrics.json`` (and ``matrix.png`` for the demo matrix)."""
     from transformers import AutoTokenizer
 
@@ -65,8 +75,8 @@ def run(store, cfg: dict, parent: Artifact, mask: Artifact, specialist: Artifact
                 "in_domain": fid(heldout[name]) if name in heldout else None,
                 "off_domain": {n: fid(d) for n, d in sorted(heldout.items()) if n not in (name, "cot")},
             },
-            "size": _sizes(cfg, parent, specialist),
-            "vram": _vram(cfg, parent, specialist, parent_model.config, special_model.config),
+            "size": _sizes(parent, specialist, gguf),
+            "vram": _vram(cfg, parent, specialist, gguf, parent_model.config, special_model.config),
             "mask": json.loads((mask.path / "mask.json").read_text())["params"],
         }
         if cuda:  # both models and the evaluation's activations, measured
@@ -75,12 +85,15 @@ def run(store, cfg: dict, parent: Artifact, mask: Artifact, specialist: Artifact
         if matrix_dir.is_dir():
             report["matrix"] = _matrix(parent_model, parent.path, matrix_dir, tokenizer, heldout, ev, backend)
             _plot_matrix(report["matrix"], out / "matrix.png")
+        if gguf and ev["gguf_verify_docs"] and name in heldout:
+            report["gguf"] = _verify_gguf(gguf, specialist.path / "specialist.gguf", mask.path / "mask.json",
+                                          heldout[name][: ev["gguf_verify_docs"]], ev["max_length"])  # fmt: skip
         if ev["code"]["enabled"]:
             del parent_model, special_model  # generation loads its own copies, one model at a time
             report["code"] = _code(cfg, {"parent": parent.path, "specialist": specialist.path / "hf"}, out / "code")
         (out / "metrics.json").write_text(json.dumps(report, indent=1, sort_keys=True))
 
-    return store.build("evaluate", params(cfg), [parent, mask, specialist, corpus], build)
+    return store.build("evaluate", params(cfg, gguf), [parent, mask, specialist, corpus], build)
 
 
 def _code(cfg: dict, models: dict[str, Path], out: Path) -> dict:
@@ -113,17 +126,30 @@ def _code(cfg: dict, models: dict[str, Path], out: Path) -> dict:
         "compare": {k: v for k, v in comparison.items() if k != "problems"}}  # fmt: skip
 
 
-def _sizes(cfg: dict, parent: Artifact, specialist: Artifact) -> dict:
+def _verify_gguf(parent: Path, specialist: Path, mask: Path, docs: list[str], max_length: int) -> dict:
+    """``coe verify`` on held-out documents: prompts for the logit check and text for agreement."""
+    from coe.llamacpp.verify import verify_specialist
+
+    try:
+        report = verify_specialist(specialist, parent, load_mask(mask), docs, docs, max_length)
+    except CoeError as exc:  # no llama-cpp-python, or a GGUF it cannot load: say so, keep the other figures
+        log.warning("GGUF verification skipped: %s", exc)
+        return {"skipped": str(exc)}
+    return {"ok": report.ok, "failures": report.failures, "expert_count": report.expert_count,
+            "covered_positions": report.covered_positions, "total_positions": report.total_positions,
+            "max_logit_diff": report.max_logit_diff, "agreement": report.agreement}  # fmt: skip
+
+
+def _sizes(parent: Artifact, specialist: Artifact, gguf: Path | None) -> dict:
     sizes = {"parent_bytes": weights_bytes(parent.path), "specialist_bytes": weights_bytes(specialist.path / "hf")}
     sizes["ratio"] = sizes["specialist_bytes"] / sizes["parent_bytes"]
-    if cfg["model"].get("gguf"):
-        sizes["parent_gguf_bytes"] = weights_bytes(cfg["model"]["gguf"])
+    if gguf:
+        sizes["parent_gguf_bytes"] = weights_bytes(gguf)
         sizes["specialist_gguf_bytes"] = weights_bytes(specialist.path / "specialist.gguf")
     return sizes
 
 
-def _vram(cfg: dict, parent: Artifact, specialist: Artifact, parent_config, special_config) -> dict:
-    gguf = cfg["model"].get("gguf")
+def _vram(cfg: dict, parent: Artifact, specialist: Artifact, gguf: Path | None, parent_config, special_config) -> dict:
     weights = {
         "parent": weights_bytes(gguf) if gguf else weights_bytes(parent.path),
         "specialist": weights_bytes(specialist.path / ("specialist.gguf" if gguf else "hf")),
@@ -190,6 +216,10 @@ def flat_metrics(report: dict) -> dict[str, float]:
             out[f"code.pass_at_1.{who}"] = report["code"][who]["pass@1"]  # MLflow names allow no "@"
             out.update({f"code.pass_at_1.{who}.{d}": v for d, v in report["code"][who]["by_difficulty"].items()})
         out["code.pass_at_1.difference"] = report["code"]["compare"]["difference"]
+    if report.get("gguf", {}).get("expert_count") is not None:
+        g = report["gguf"]
+        out.update({f"gguf.{k}": g[k] for k in ("covered_positions", "total_positions", "max_logit_diff", "agreement")})
+        out["gguf.ok"] = float(g["ok"])
     if "matrix" in report:
         m = report["matrix"]
         out.update({f"matrix.{mask}.{d}.ppl": v for mask, row in m["ppl"].items() for d, v in row.items()})

@@ -1,4 +1,9 @@
-"""Parent stage: the model to specialise. The demo parent is trained here; a real one is read in place."""
+"""Parent stage: the model to specialise. The demo parent is trained here; a real one is read in place.
+
+:func:`gguf` gives the parent's GGUF, if the run has one: a real parent's
+``model.gguf``, or the demo parent exported (``model.gguf_export``) in a
+stage of its own, so changing the export type never retrains the parent.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,8 @@ __all__ = ["params", "run"]
 
 
 def params(cfg: dict) -> dict:
-    return {"model": cfg["model"], "seed": cfg["seed"]}
+    model = {k: v for k, v in cfg["model"].items() if k != "gguf_export"}  # the export is its own stage
+    return {"model": model, "seed": cfg["seed"]}
 
 
 def run(store, cfg: dict, corpus: Artifact, progress: bool = True) -> Artifact:
@@ -39,3 +45,18 @@ def run(store, cfg: dict, corpus: Artifact, progress: bool = True) -> Artifact:
         raise ConfigError(f"model.gguf {model['gguf']} does not exist")
     return Artifact("parent", Path(model["path"]), hash_json({"fingerprint": checkpoint_fingerprint(model["path"])}), True)
 
+
+
+def gguf(store, cfg: dict, parent: Artifact, progress: bool = True) -> Path | None:
+    """The parent as a GGUF file: ``model.gguf``, or the demo parent exported to ``model.gguf_export``'s type; else None."""
+    model = cfg["model"]
+    if model.get("gguf"):
+        return Path(model["gguf"])
+    if not model.get("gguf_export"):
+        return None
+    from coe.export import export_gguf
+
+    def build(out: Path) -> None:
+        export_gguf(parent.path, out / "parent.gguf", model["gguf_export"], progress=progress)
+
+    return store.build("gguf", {"type": model["gguf_export"]}, [parent], build).path / "parent.gguf"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from coe.errors import ConfigError
+from coe.io import cached_sha256
 from coe.mask import MaskSettings
 from coe.profile import save_profile
 from coe.profile.runner import ProfileSettings, load_model, profile_model
@@ -36,32 +38,50 @@ def settings(cfg: dict) -> ProfileSettings:
     return ProfileSettings(p["batch_size"], p["max_length"], backend["device"], backend["dtype"], p["reap"])
 
 
-def _tracker(stability: dict, loaded) -> StabilityTracker | None:
+def _tracker(stability: dict, layout) -> StabilityTracker | None:
     if not stability.get("keep"):
         return None
     settings = MaskSettings(keep=stability["keep"])
-    settings.validate(loaded.layout.num_experts, loaded.layout.top_k)
+    settings.validate(layout.num_experts, layout.top_k)
     return StabilityTracker(settings, stability["start_tokens"], stability["threshold"],
                             stop=stability["until_stable"], patience=stability["patience"])  # fmt: skip
 
 
-def params(cfg: dict, names: list[str]) -> dict:
-    return {"profile": cfg["profile"], "device": cfg["backend"]["device"], "dtype": cfg["backend"]["dtype"], "names": names}
+def params(cfg: dict, names: list[str], gguf: Path | None) -> dict:
+    out = {"profile": cfg["profile"], "device": cfg["backend"]["device"], "dtype": cfg["backend"]["dtype"], "names": names}
+    if cfg["profile"]["backend"] == "llama.cpp":
+        out["gguf"] = cached_sha256(gguf)
+    return out
 
 
-def run(store, cfg: dict, parent: Artifact, corpus: Artifact, progress: bool = True) -> Artifact:
-    """Profile the parent on each needed corpus; one ``<name>.safetensors`` per corpus."""
+def _profiler(cfg: dict, parent: Artifact, gguf: Path | None, progress: bool):
+    """(layout, profile(corpus files, checkpoint)) for the configured backend."""
+    p = cfg["profile"]
+    if p["backend"] == "llama.cpp":
+        from coe.llamacpp.profile import GGUFProfileSettings, gguf_layout, profile_gguf
+
+        gguf_settings = GGUFProfileSettings(max_length=p["max_length"], exact=p["exact"])
+        return gguf_layout(gguf), lambda files, checkpoint: profile_gguf(gguf, files, gguf_settings, progress, checkpoint,
+                                                                  model_id=cfg["model"]["name"])
+    profile_settings = settings(cfg)
+    loaded = load_model(parent.path, profile_settings, model_id=cfg["model"]["name"])
+    return loaded.layout, lambda files, checkpoint: profile_model(loaded, files, profile_settings, progress, checkpoint)
+
+
+def run(store, cfg: dict, parent: Artifact, corpus: Artifact, gguf: Path | None = None, progress: bool = True) -> Artifact:
+    """Profile the parent (or, with ``profile.backend=llama.cpp``, its GGUF) on each needed corpus."""
     files = manifest(corpus)
     names = profiled_names(cfg, list(files))
-    profile_settings = settings(cfg)
-    profile_settings.validate()
+    settings(cfg).validate()
+    if cfg["profile"]["backend"] == "llama.cpp" and gguf is None:
+        raise ConfigError("profile.backend=llama.cpp needs a GGUF parent: set model.gguf, or model.gguf_export for the demo")
 
     def build(out: Path) -> None:
-        loaded = load_model(parent.path, profile_settings, model_id=cfg["model"]["name"])
+        layout, profile_files = _profiler(cfg, parent, gguf, progress)
         curves = {}
         for name in names:
-            tracker = _tracker(cfg["profile"]["stability"], loaded)
-            result = profile_model(loaded, files[name]["profile"], profile_settings, progress=progress, checkpoint=tracker)
+            tracker = _tracker(cfg["profile"]["stability"], layout)
+            result = profile_files(files[name]["profile"], tracker)
             if tracker is not None:
                 tracker.record(result)
                 result.meta = dataclasses.replace(result.meta, stability=tracker.to_json())
@@ -70,4 +90,4 @@ def run(store, cfg: dict, parent: Artifact, corpus: Artifact, progress: bool = T
         if curves:
             plot_stability(curves, cfg["profile"]["stability"]["threshold"], out / "stability.png")
 
-    return store.build("profile", params(cfg, names), [parent, corpus], build)
+    return store.build("profile", params(cfg, names, gguf), [parent, corpus], build)

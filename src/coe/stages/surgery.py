@@ -12,18 +12,17 @@ from coe.surgery import prune
 __all__ = ["params", "run"]
 
 
-def params(cfg: dict) -> dict:
-    gguf = cfg["model"].get("gguf")
+def params(gguf: Path | None) -> dict:
     return {"gguf": cached_sha256(gguf) if gguf else None}
 
 
-def run(store, cfg: dict, parent: Artifact, mask: Artifact, progress: bool = True) -> Artifact:
-    """Prune the parent (and its GGUF, if given) with the stage's mask."""
+def run(store, cfg: dict, parent: Artifact, mask: Artifact, gguf: Path | None = None, progress: bool = True) -> Artifact:
+    """Prune the parent (and its GGUF, if the run has one: :func:`coe.stages.parent.gguf`) with the stage's mask."""
 
     def build(out: Path) -> None:
         the_mask = load_mask(mask.path / "mask.json")
         prune(parent.path, the_mask, out / "hf", progress=progress)
-        if cfg["model"].get("gguf"):
-            prune(cfg["model"]["gguf"], the_mask, out / "specialist.gguf", progress=progress)
+        if gguf:
+            prune(gguf, the_mask, out / "specialist.gguf", progress=progress)
 
-    return store.build("surgery", params(cfg), [parent, mask], build)
+    return store.build("surgery", params(gguf), [parent, mask], build)
