@@ -270,3 +270,84 @@ def test_verify_cli_exit_status(parent_gguf, cut, tmp_path):
     assert "next-token agreement" in ok.output and "OK" in ok.output
     strict = CliRunner().invoke(cli, [*args, "--min-agreement", "1.01"])
     assert strict.exit_code == 1 and "FAILED" in strict.output
+
+
+# --- llama.cpp as a generation backend ---------------------------------------------------------------------------
+
+CHAT_TEMPLATE = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}"
+                 "<assistant>{% if not enable_thinking %}<thought></thought>{% endif %}{% endif %}")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def chat_gguf(tiny_model_dir, tmp_path_factory) -> Path:
+    """The tiny parent with a chat template that shows whether thinking was switched off, as a GGUF."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    work = tmp_path_factory.mktemp("chat")
+    shutil.copytree(tiny_model_dir, work / "hf")
+    tokenizer = AutoTokenizer.from_pretrained(work / "hf")
+    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.save_pretrained(work / "hf")
+    export_gguf(work / "hf", work / "chat.gguf", "f32", progress=False)
+    return work / "chat.gguf"
+
+
+def _greedy(path: Path, prompt: str, steps: int) -> list[int]:
+    with GGUFRuntime(path, n_ctx=128) as runtime:
+        tokens = [runtime.bos_id] + runtime.tokenize(prompt)
+        for _ in range(steps):
+            tokens.append(int(runtime.decode(tokens, logits=True)[-1].argmax()))
+    return tokens[-steps:]
+
+
+def test_in_process_backend_renders_the_gguf_template_thinking_off_and_samples_greedily(chat_gguf):
+    from coe.backends import GenerationSettings, make_backend
+
+    settings = GenerationSettings(model=str(chat_gguf), temperature=0.0, repeat_penalty=1.0, max_new_tokens=6, num_ctx=128)
+    backend = make_backend("llamacpp-local", settings)
+    try:
+        generation = backend.generate([{"role": "user", "content": "def fib(n):"}])
+        assert generation.prompt == "<user>def fib(n):\n<assistant><thought></thought>"
+        assert generation.finish_reason == "length"
+        want = backend.llm.detokenize(_greedy(chat_gguf, generation.prompt, 6)).decode(errors="ignore")
+        assert generation.output == want
+    finally:
+        backend.close()
+    with pytest.raises(ConfigError, match=".gguf"):
+        make_backend("llamacpp-local", GenerationSettings(model="some/hf/dir"))
+
+
+def test_openai_backend_against_llama_cpp_pythons_server(chat_gguf, tmp_path):
+    """llama-cpp-python's OpenAI-compatible server, a real one, in a subprocess."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from coe.backends import GenerationSettings, make_backend
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = (tmp_path / "server.log").open("w")
+    server = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(chat_gguf), "--host", "127.0.0.1",
+                               "--port", str(port), "--n_ctx", "256", "--flash_attn", "true"], stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(url + "/v1/models", timeout=1)
+                break
+            except OSError:
+                assert server.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
+                time.sleep(0.2)
+        settings = GenerationSettings(model="chat", url=url, temperature=0.0, max_new_tokens=5, repeat_penalty=1.0)
+        generation = make_backend("openai", settings).generate([{"role": "user", "content": "def fib(n):"}])
+        assert isinstance(generation.output, str) and generation.finish_reason in {"stop", "length"}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()

@@ -10,7 +10,8 @@ from typing import Protocol
 from coe.errors import CoeError, ConfigError
 from coe.registry import Registry
 
-__all__ = ["GenerationSettings", "Generation", "Backend", "BACKENDS", "make_backend", "render_prompt", "with_retries"]
+__all__ = ["GenerationSettings", "Generation", "Backend", "BACKENDS", "make_backend", "render_prompt", "chat_prompt",
+           "with_retries"]
 
 SEED_PREFILL = "<think></think>\n"  # the seed's literal thinking-off prefill, available as an option
 
@@ -60,6 +61,7 @@ BACKENDS: Registry = Registry(
         "ollama": "coe.backends.http:OllamaBackend",
         "openai": "coe.backends.http:OpenAIBackend",
         "llamacpp": "coe.backends.http:LlamaCppServerBackend",
+        "llamacpp-local": "coe.backends.llamacpp_local:LlamaCppBackend",
     },
 )
 
@@ -83,6 +85,13 @@ def render_prompt(tokenizer, messages: list[dict], settings: GenerationSettings)
         messages, tokenize=False, add_generation_prompt=True, enable_thinking=settings.think
     )
     return text + (settings.prefill or "")
+
+
+def chat_prompt(tokenizer, messages: list[dict], settings: GenerationSettings) -> str:
+    """:func:`render_prompt` with the tokenizer's chat template; a base model without one gets the turns as plain text."""
+    if getattr(tokenizer, "chat_template", None):
+        return render_prompt(tokenizer, messages, settings)
+    return "\n".join(m["content"] for m in messages) + "\n" + (settings.prefill or "")
 
 
 def with_retries(call: Callable[[], Generation], retries: int, what: str) -> Generation:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from coe.backends.base import Generation, GenerationSettings, render_prompt
+from coe.backends.base import Generation, GenerationSettings, chat_prompt
 
 __all__ = ["TransformersBackend"]
 
@@ -23,10 +23,7 @@ class TransformersBackend:
         import torch
 
         s = self.settings
-        if getattr(self.tokenizer, "chat_template", None):
-            prompt = render_prompt(self.tokenizer, messages, s)
-        else:  # a base model: the conversation as plain text
-            prompt = "\n".join(m["content"] for m in messages) + "\n" + (s.prefill or "")
+        prompt = chat_prompt(self.tokenizer, messages, s)
         ids = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=not prompt.startswith(self.tokenizer.bos_token or "\0"))
         room = max(1, min(s.max_new_tokens, s.num_ctx - ids["input_ids"].shape[1]))
         torch.manual_seed(s.seed)
