@@ -374,8 +374,8 @@ def eval_code(source, solutions, out, difficulty, platform, start, end, k, timeo
 
 @eval_group.command("generate")
 @click.option("--problems", "source", required=True, help="LiveCodeBench or coe JSONL path, or: humaneval.")
-@click.option("--backend", required=True, type=click.Choice(["transformers", "ollama", "openai", "llamacpp"]))
-@click.option("--model", default="", help="Model name on the server, or the HF directory for transformers.")
+@click.option("--backend", required=True, type=click.Choice(["transformers", "ollama", "openai", "llamacpp", "llamacpp-local"]))
+@click.option("--model", default="", help="Model name on the server; the HF dir (transformers); the .gguf (llamacpp-local).")
 @click.option("--url", default="", help="Server URL (ollama, openai, llamacpp).")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="generations.jsonl (appended; resumes).")
 @click.option("--tokenizer", help="HF dir whose chat template renders prompts (llamacpp, prefills).")

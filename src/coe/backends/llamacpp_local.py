@@ -17,6 +17,7 @@ transformers).
 
 from __future__ import annotations
 
+import threading
 import time
 
 from coe.backends.base import Generation, GenerationSettings, chat_prompt
@@ -50,6 +51,7 @@ class LlamaCppBackend:
         self.settings = settings
         self.llm = llama_cpp.Llama(settings.model, n_ctx=settings.num_ctx, seed=settings.seed, flash_attn=True, verbose=False)
         self.template = self._template()
+        self._lock = threading.Lock()
 
     def _template(self):
         if self.settings.tokenizer:
@@ -70,10 +72,11 @@ class LlamaCppBackend:
         bos = self._piece(self.llm.token_bos())
         tokens = self.llm.tokenize(prompt.encode(), add_bos=not (bos and prompt.startswith(bos)), special=True)
         room = max(1, min(s.max_new_tokens, s.num_ctx - len(tokens)))
-        start = time.perf_counter()
         sampling = {"temperature": s.temperature, "repeat_penalty": s.repeat_penalty, "seed": s.seed,
                     "top_k": 0, "top_p": 1.0, "min_p": 0.0, **s.extra}  # fmt: skip
-        out = self.llm.create_completion(tokens, max_tokens=room, **sampling)
+        with self._lock:  # one llama.cpp context: concurrent callers (generate_all's workers) take turns
+            start = time.perf_counter()
+            out = self.llm.create_completion(tokens, max_tokens=room, **sampling)
         choice = out["choices"][0]
         return Generation(prompt, (s.prefill or "") + choice["text"], choice.get("finish_reason") or "", time.perf_counter() - start)
 
