@@ -24,7 +24,7 @@ from gguf.quants import dequantize, quantize  # noqa: E402
 
 from coe.cli import cli  # noqa: E402
 from coe.demo.tiny import stdlib_corpus  # noqa: E402
-from coe.errors import ConfigError  # noqa: E402
+from coe.errors import ConfigError, FormatError  # noqa: E402
 from coe.export import export_gguf  # noqa: E402
 from coe.llamacpp.profile import GGUFProfileSettings, profile_gguf  # noqa: E402
 from coe.llamacpp.runtime import GGUFRuntime  # noqa: E402
@@ -122,7 +122,7 @@ def test_q8_0_export_gives_the_logits_of_its_rounded_weights(tiny_model_dir, par
 def test_export_refuses_an_unknown_type_and_a_missing_checkpoint(tiny_model_dir, tmp_path):
     with pytest.raises(ConfigError, match="--type"):
         export_gguf(tiny_model_dir, tmp_path / "x.gguf", "q4_k")
-    with pytest.raises(OSError):
+    with pytest.raises(FormatError, match="config.json"):
         export_gguf(tmp_path / "nothing", tmp_path / "x.gguf")
     assert not (tmp_path / "x.gguf").exists()
 

@@ -40,6 +40,8 @@ _EXPORTERS = {"gemma4": gemma4}  # family name -> module with write_metadata, re
 
 @dataclass(frozen=True)
 class ExportResult:
+    """What was written: the file, its tensor count and size, and tensors per ggml type."""
+
     out: Path
     tensors: int
     nbytes: int
@@ -127,13 +129,15 @@ def export_gguf(
 
     Raises:
         ConfigError: an unknown ``out_type``, a family or variant without an exporter.
-        FormatError: no safetensors weights in ``model_dir``.
+        FormatError: ``model_dir`` is not an HF checkpoint, or has no safetensors weights.
     """
     from transformers import AutoConfig
 
     if out_type not in OUT_TYPES:
         raise ConfigError(f"--type must be one of {sorted(OUT_TYPES)}, got {out_type!r}")
     model_dir, out = Path(model_dir), Path(out)
+    if not (model_dir / "config.json").is_file():
+        raise FormatError(f"{model_dir} is not a Hugging Face checkpoint directory (no config.json)")
     config = AutoConfig.from_pretrained(model_dir)
     config = getattr(config, "text_config", None) or config
     family = family_for_model_type(config.model_type)

@@ -15,7 +15,7 @@ attention off, so that routing follows the reference implementation's as
 closely as llama.cpp's kernels allow: on the tiny test model it cuts the picks
 that differ from transformers' from about 2 in 1,000 to 1 in 10,000 (its CPU
 GELU still rounds through an f16 table, so near-ties can go either way), at
-about 15% more time. A mask does not notice either.
+about 15% more time.
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ class GGUFProfileSettings:
     exact: bool = False
 
     def validate(self) -> None:
+        """Raise ConfigError on a setting no run could use."""
         if self.max_length < 2:
             raise ConfigError(f"max_length must be >= 2 (BOS plus one token), got {self.max_length}")
         if self.n_ubatch is not None and self.n_ubatch < 1:

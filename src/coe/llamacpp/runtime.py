@@ -10,6 +10,7 @@ tensors on any backend, strided views included.
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,6 +21,8 @@ import numpy as np
 from coe.errors import ConfigError, FormatError
 
 __all__ = ["GGUFRuntime", "GGMLTensor", "read_tensor", "require_llama_cpp"]
+
+log = logging.getLogger(__name__)
 
 # A graph callback: (tensor name, tensor pointer) -> None; asked only about names for which ``want(name)`` is true.
 GraphCallback = Callable[[str, "ctypes._Pointer[GGMLTensor]"], None]
@@ -84,15 +87,21 @@ def read_tensor(pointer: ctypes.c_void_p) -> np.ndarray:
     return np.ndarray(shape=shape, dtype=dtype, buffer=buffer, strides=strides).copy()
 
 
-_silenced = None
+_log_callback = None
+_WARN, _CONT = 3, 5  # ggml_log_level: DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5 (continues the previous line)
 
 
-def _silence_logs(llama_cpp) -> None:
-    """Route llama.cpp's C logging to nowhere (it prints every tensor otherwise); errors still raise."""
-    global _silenced
-    if _silenced is None:
-        _silenced = llama_cpp.llama_log_callback(lambda level, text, data: None)
-        llama_cpp.llama_log_set(_silenced, ctypes.c_void_p(0))
+def _route_logs(llama_cpp) -> None:
+    """Send llama.cpp's warnings and errors to Python logging and drop the rest (it prints every tensor otherwise)."""
+    global _log_callback
+    if _log_callback is None:
+
+        def forward(level: int, text: bytes, _data) -> None:
+            if level >= _WARN and level != _CONT:
+                log.warning("llama.cpp: %s", text.decode(errors="replace").rstrip())
+
+        _log_callback = llama_cpp.llama_log_callback(forward)
+        llama_cpp.llama_log_set(_log_callback, ctypes.c_void_p(0))
 
 
 class GGUFRuntime:
@@ -124,7 +133,7 @@ class GGUFRuntime:
         path = Path(path)
         if not path.is_file():
             raise FormatError(f"{path} does not exist")
-        _silence_logs(llama)
+        _route_logs(llama)
         llama.llama_backend_init()
         model_params = llama.llama_model_default_params()
         model_params.n_gpu_layers = n_gpu_layers
