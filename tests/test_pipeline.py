@@ -133,6 +133,18 @@ def test_demo_runs_gguf_end_to_end_in_llama_cpp(tiny_root):
     assert m["gguf.ok"] == 1.0 and m["gguf.max_logit_diff"] <= 1e-3 and 0 < m["gguf.agreement"] <= 1
     assert (run.artifacts["surgery"].path / "specialist.gguf").is_file()
 
+    coded = _run(tiny_root, ["model.gguf_export=q8_0", "profile.backend=llama.cpp", "eval.code.enabled=true",
+                             "eval.code.backend=llamacpp-local", "eval.code.max_problems=2", "eval.code.max_new_tokens=4"])  # fmt: skip
+    assert sorted(coded.reused) == ["corpus", "mask", "parent", "profile", "surgery"]
+    assert 0 <= coded.metrics["code.pass_at_1.specialist"] <= 1
+    assert len((coded.artifacts["evaluate"].path / "code" / "specialist.jsonl").read_text().splitlines()) == 2
+
+
+def test_gguf_options_need_a_gguf(tmp_path):
+    for option in ("profile.backend=llama.cpp", "eval.code.backend=llamacpp-local"):
+        with pytest.raises(ConfigError, match="model.gguf_export"):
+            validate(compose(["+domain=coding", option]))
+
 
 def test_code_pass_rates_of_parent_and_specialist(tiny_root):
     coded = _run(tiny_root, ["eval.code.enabled=true", "eval.code.max_problems=2", "eval.code.max_new_tokens=4"])

@@ -52,6 +52,12 @@ def validate(cfg: dict) -> None:
         raise ConfigError(f"model.kind must be demo or hf, got {cfg['model']['kind']!r}")
     if cfg["profile"]["backend"] not in ("transformers", "llama.cpp"):
         raise ConfigError(f"profile.backend must be transformers or llama.cpp, got {cfg['profile']['backend']!r}")
+    has_gguf = cfg["model"].get("gguf") or cfg["model"].get("gguf_export")
+    if cfg["eval"]["code"]["backend"] not in ("transformers", "llamacpp-local"):
+        raise ConfigError(f"eval.code.backend must be transformers or llamacpp-local, got {cfg['eval']['code']['backend']!r}")
+    if not has_gguf and (cfg["profile"]["backend"] == "llama.cpp" or cfg["eval"]["code"]["backend"] == "llamacpp-local"):
+        raise ConfigError("profile.backend=llama.cpp and eval.code.backend=llamacpp-local need the parent's GGUF: "
+                          "set model.gguf, or model.gguf_export for the demo")  # fmt: skip
     if cfg["model"].get("gguf_export") and cfg["model"]["kind"] != "demo":
         raise ConfigError("model.gguf_export exports the demo parent; for a real parent set model.gguf to its GGUF")
     if cfg["model"]["kind"] == "demo" and cfg["mask"]["keep"] > cfg["model"]["train"]["experts"]:

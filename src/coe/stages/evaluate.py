@@ -90,7 +90,10 @@ def run(
                                           heldout[name][: ev["gguf_verify_docs"]], ev["max_length"])  # fmt: skip
         if ev["code"]["enabled"]:
             del parent_model, special_model  # generation loads its own copies, one model at a time
-            report["code"] = _code(cfg, {"parent": parent.path, "specialist": specialist.path / "hf"}, out / "code")
+            models = {"parent": parent.path, "specialist": specialist.path / "hf"}
+            if ev["code"]["backend"] == "llamacpp-local":
+                models = {"parent": gguf, "specialist": specialist.path / "specialist.gguf"}
+            report["code"] = _code(cfg, models, out / "code")
         (out / "metrics.json").write_text(json.dumps(report, indent=1, sort_keys=True))
 
     return store.build("evaluate", params(cfg, gguf), [parent, mask, specialist, corpus], build)
@@ -113,7 +116,7 @@ def _code(cfg: dict, models: dict[str, Path], out: Path) -> dict:
         for who, path in models.items():
             settings = GenerationSettings(model=str(path), system=cfg["domain"]["system_prompt"], seed=cfg["seed"],
                                           temperature=code["temperature"], max_new_tokens=code["max_new_tokens"])  # fmt: skip
-            backend = make_backend("transformers", settings)
+            backend = make_backend(code["backend"], settings)
             try:
                 generations = generate_all(problems, backend, settings, out / f"{who}.jsonl", code["samples"], workers=1)
             finally:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from coe.errors import ConfigError
 from coe.io import cached_sha256
 from coe.mask import MaskSettings
 from coe.profile import save_profile
@@ -73,8 +72,6 @@ def run(store, cfg: dict, parent: Artifact, corpus: Artifact, gguf: Path | None 
     files = manifest(corpus)
     names = profiled_names(cfg, list(files))
     settings(cfg).validate()
-    if cfg["profile"]["backend"] == "llama.cpp" and gguf is None:
-        raise ConfigError("profile.backend=llama.cpp needs a GGUF parent: set model.gguf, or model.gguf_export for the demo")
 
     def build(out: Path) -> None:
         layout, profile_files = _profiler(cfg, parent, gguf, progress)
