@@ -47,6 +47,7 @@ class VerifyReport:
     covered_positions: int = 0  # prompt positions whose routing the mask keeps entirely
     total_positions: int = 0
     max_logit_diff: float = 0.0  # over covered positions, relative to the largest logit
+    differing_positions: int = 0  # uncovered positions whose logits differ beyond the tolerance (informational)
     agreement: float | None = None  # next-token agreement on held-out text
     agreement_positions: int = 0
 
@@ -58,7 +59,9 @@ class VerifyReport:
         """A human-readable summary."""
         out = [f"expert_count: {self.expert_count}",
                f"logits: {self.covered_positions}/{self.total_positions} prompt positions route only to kept experts; "
-               f"max relative difference there {self.max_logit_diff:.2e} (tolerance {LOGIT_TOLERANCE:.0e})"]  # fmt: skip
+               f"max relative difference there {self.max_logit_diff:.2e} (tolerance {LOGIT_TOLERANCE:.0e})",
+               f"after a removed expert was routed to: {self.differing_positions}/"
+               f"{self.total_positions - self.covered_positions} positions differ from the parent"]  # fmt: skip
         if self.agreement is not None:
             out.append(f"next-token agreement on held-out text: {self.agreement:.1%} of {self.agreement_positions} positions")
         out += [f"FAILED: {f}" for f in self.failures] or ["OK"]
@@ -112,29 +115,36 @@ def verify_specialist(
     common = dict(n_ctx=max_length, f32_cache=True)
     with GGUFRuntime(parent, callback=capture, want=capture.want, **common) as p, GGUFRuntime(specialist, **common) as s:
         for tokens in (window for text in prompts for window in _windows(p, text, max_length)):
-            want = p.decode(tokens, logits=True)
-            covered = _covered_prefix(capture.take(len(tokens))[0], mask, layout.moe_layers)
-            got = s.decode(tokens, logits=True)
-            report.total_positions += len(tokens)
-            report.covered_positions += covered
-            if covered:
-                scale = max(float(np.abs(want[:covered]).max()), 1e-30)
-                report.max_logit_diff = max(report.max_logit_diff, float(np.abs(got[:covered] - want[:covered]).max()) / scale)
+            _compare_logits(report, p, s, capture, tokens, mask, layout.moe_layers)
         if report.max_logit_diff > LOGIT_TOLERANCE:
             report.failures.append(
                 f"logits differ from the parent's where every routed expert is kept "
                 f"(relative difference {report.max_logit_diff:.2e} > {LOGIT_TOLERANCE:.0e})"
             )
         if held_out:
-            agree = total = 0
-            for tokens in (window for text in held_out for window in _windows(p, text, max_length)):
-                same = p.decode(tokens, logits=True).argmax(-1) == s.decode(tokens, logits=True).argmax(-1)
-                capture.take(len(tokens))
-                agree, total = agree + int(same.sum()), total + len(tokens)
-            report.agreement, report.agreement_positions = agree / max(total, 1), total
+            agree = 0
+            for window in (window for text in held_out for window in _windows(p, text, max_length)):
+                agree += int((p.decode(window, logits=True).argmax(-1) == s.decode(window, logits=True).argmax(-1)).sum())
+                capture.take(len(window))  # the parent's routing is not needed here
+                report.agreement_positions += len(window)
+            report.agreement = agree / max(report.agreement_positions, 1)
             if report.agreement < min_agreement:
                 report.failures.append(f"next-token agreement {report.agreement:.1%} is below {min_agreement:.1%}")
     return report
+
+
+def _compare_logits(report: VerifyReport, parent: GGUFRuntime, specialist: GGUFRuntime, capture: RoutingCapture,
+                    tokens: list[int], mask: ExpertMask, blocks: Sequence[int]) -> None:  # fmt: skip
+    """Decode ``tokens`` in both models and add the comparison to ``report``."""
+    want = parent.decode(tokens, logits=True)
+    covered = _covered_prefix(capture.take(len(tokens))[0], mask, blocks)
+    got = specialist.decode(tokens, logits=True)
+    relative = np.abs(got - want).max(axis=1) / np.maximum(np.abs(want).max(axis=1), 1e-30)  # per position
+    report.total_positions += len(tokens)
+    report.covered_positions += covered
+    if covered:
+        report.max_logit_diff = max(report.max_logit_diff, float(relative[:covered].max()))
+    report.differing_positions += int((relative[covered:] > LOGIT_TOLERANCE).sum())
 
 
 def _windows(runtime: GGUFRuntime, text: str, max_length: int) -> list[list[int]]:
