@@ -119,6 +119,24 @@ def test_q8_0_export_gives_the_logits_of_its_rounded_weights(tiny_model_dir, par
     assert (profile.meta.quantization, profile.n_tokens) == ("MOSTLY_Q8_0", len(ids) - 1)
 
 
+def test_f16_export_gives_the_logits_of_its_rounded_weights(tiny_model_dir, hf_model, tmp_path):
+    from coe.inspect import inspect_path
+
+    model, tokenizer = hf_model
+    out = tmp_path / "parent-f16.gguf"
+    export_gguf(tiny_model_dir, out, "f16", progress=False)
+    assert inspect_path(out).layout.num_experts == 8
+    rounded = type(model).from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    with torch.no_grad():  # every 2-D+ tensor but the router is F16 in the file
+        for name, param in rounded.named_parameters():
+            if param.dim() >= 2 and "router" not in name:
+                param.copy_(param.half().float())
+    ids = _ids(tokenizer, PROMPT)
+    got, want = _llama_logits(out, ids), _hf_logits(rounded, ids)
+    assert np.abs(got - want).max() < 1e-2 * np.abs(want).max()  # F16 matmuls round activations to F16 too
+    assert (got.argmax(-1) == want.argmax(-1)).mean() >= 0.95
+
+
 def test_export_refuses_an_unknown_type_and_a_missing_checkpoint(tiny_model_dir, tmp_path):
     with pytest.raises(ConfigError, match="--type"):
         export_gguf(tiny_model_dir, tmp_path / "x.gguf", "q4_k")
