@@ -114,8 +114,9 @@ def verify_specialist(
     capture = RoutingCapture(layout)
     common = dict(n_ctx=max_length, f32_cache=True)
     with GGUFRuntime(parent, callback=capture, want=capture.want, **common) as p, GGUFRuntime(specialist, **common) as s:
+        agreed: dict[tuple[int, ...], int] = {}  # argmax agreement per prompt window, reused for held-out text
         for tokens in (window for text in prompts for window in _windows(p, text, max_length)):
-            _compare_logits(report, p, s, capture, tokens, mask, layout.moe_layers)
+            agreed[tuple(tokens)] = _compare_logits(report, p, s, capture, tokens, mask, layout.moe_layers)
         if report.max_logit_diff > LOGIT_TOLERANCE:
             report.failures.append(
                 f"logits differ from the parent's where every routed expert is kept "
@@ -124,8 +125,11 @@ def verify_specialist(
         if held_out:
             agree = 0
             for window in (window for text in held_out for window in _windows(p, text, max_length)):
-                agree += int((p.decode(window, logits=True).argmax(-1) == s.decode(window, logits=True).argmax(-1)).sum())
-                capture.take(len(window))  # the parent's routing is not needed here
+                if tuple(window) not in agreed:  # the evaluate stage passes the same documents as both
+                    agreed[tuple(window)] = int((p.decode(window, logits=True).argmax(-1) ==
+                                                 s.decode(window, logits=True).argmax(-1)).sum())  # fmt: skip
+                    capture.take(len(window))  # the parent's routing is not needed here
+                agree += agreed[tuple(window)]
                 report.agreement_positions += len(window)
             report.agreement = agree / max(report.agreement_positions, 1)
             if report.agreement < min_agreement:
@@ -134,8 +138,8 @@ def verify_specialist(
 
 
 def _compare_logits(report: VerifyReport, parent: GGUFRuntime, specialist: GGUFRuntime, capture: RoutingCapture,
-                    tokens: list[int], mask: ExpertMask, blocks: Sequence[int]) -> None:  # fmt: skip
-    """Decode ``tokens`` in both models and add the comparison to ``report``."""
+                    tokens: list[int], mask: ExpertMask, blocks: Sequence[int]) -> int:  # fmt: skip
+    """Decode ``tokens`` in both models and add the comparison to ``report``; the positions whose argmax agrees."""
     want = parent.decode(tokens, logits=True)
     covered = _covered_prefix(capture.take(len(tokens))[0], mask, blocks)
     got = specialist.decode(tokens, logits=True)
@@ -145,6 +149,7 @@ def _compare_logits(report: VerifyReport, parent: GGUFRuntime, specialist: GGUFR
     if covered:
         report.max_logit_diff = max(report.max_logit_diff, float(relative[:covered].max()))
     report.differing_positions += int((relative[covered:] > LOGIT_TOLERANCE).sum())
+    return int((got.argmax(-1) == want.argmax(-1)).sum())
 
 
 def _windows(runtime: GGUFRuntime, text: str, max_length: int) -> list[list[int]]:
