@@ -124,6 +124,7 @@ def test_demo_runs_gguf_end_to_end_in_llama_cpp(tiny_root):
     pytest.importorskip("llama_cpp", reason="needs llama-cpp-python: pip install 'coe[llamacpp]'")
     from coe.profile import load_profile
 
+    _run(tiny_root)  # the transformers run (reused when the test above ran)
     run = _run(tiny_root, ["model.gguf_export=q8_0", "profile.backend=llama.cpp"])
     assert "parent" in run.reused  # the export is a stage of its own: the trained parent is kept
     profile = load_profile(run.artifacts["profile"].path / "coding.safetensors")
