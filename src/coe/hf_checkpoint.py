@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 
 from coe.errors import FormatError
 
-__all__ = ["tensor_nbytes"]
+__all__ = ["tensor_nbytes", "weight_shards"]
 
 _ITEMSIZE = {
     "F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2, "BF16": 2, "I16": 2, "U16": 2,
@@ -20,3 +21,15 @@ def tensor_nbytes(dtype: str, shape: Sequence[int]) -> int:
     if dtype not in _ITEMSIZE:
         raise FormatError(f"unsupported safetensors dtype {dtype!r}")
     return _ITEMSIZE[dtype] * math.prod(shape)
+
+
+def weight_shards(model_dir: Path) -> list[Path]:
+    """The checkpoint's ``*.safetensors`` files, sorted.
+
+    Raises:
+        FormatError: there are none.
+    """
+    shards = sorted(Path(model_dir).glob("*.safetensors"))
+    if not shards:
+        raise FormatError(f"{model_dir} has no *.safetensors weights")
+    return shards

@@ -11,7 +11,6 @@ its GGUF.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from coe.errors import ConfigError, FormatError
 from coe.export import gemma4
 from coe.export.vocab import write_vocab
 from coe.families import MoEFamily, family_for_model_type
+from coe.hf_checkpoint import weight_shards
 from coe.io import atomic_path
 
 __all__ = ["OUT_TYPES", "ExportResult", "export_gguf"]
@@ -70,16 +70,6 @@ def _target_type(name: str, shape: tuple[int, ...], wanted: Q) -> Q:
     return wanted
 
 
-def _shards(model_dir: Path) -> list[Path]:
-    index = model_dir / "model.safetensors.index.json"
-    if index.is_file():
-        return sorted({model_dir / f for f in json.loads(index.read_text())["weight_map"].values()})
-    single = model_dir / "model.safetensors"
-    if not single.is_file():
-        raise FormatError(f"{model_dir}: no model.safetensors or model.safetensors.index.json")
-    return [single]
-
-
 def _loader(shard: Path, key: str) -> Callable[[], np.ndarray]:
     def load() -> np.ndarray:
         from safetensors import safe_open
@@ -96,7 +86,7 @@ def _plan(model_dir: Path, config, family: MoEFamily, wanted: Q) -> list[_Tensor
     exporter = _EXPORTERS[family.name]
     name_map = get_tensor_name_map(family.gguf_arch, config.num_hidden_layers)
     tensors = []
-    for shard in _shards(model_dir):
+    for shard in weight_shards(model_dir):
         with safe_open(shard, "pt") as f:
             for key in f.keys():
                 if key == "lm_head.weight" and config.tie_word_embeddings:

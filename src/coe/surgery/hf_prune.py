@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from coe.errors import ConfigError, FormatError
 from coe.families import MoEFamily, MoELayout, layout_from_hf_config
-from coe.hf_checkpoint import tensor_nbytes
+from coe.hf_checkpoint import tensor_nbytes, weight_shards
 from coe.mask.artifact import ExpertMask, dumps_mask
 from coe.profile.runner import read_hf_config
 from coe.surgery.gguf_slice import SurgeryResult
@@ -85,9 +85,7 @@ def prune_hf(parent: str | os.PathLike[str], mask: ExpertMask, out: str | os.Pat
     mask.check_fits(layout, what=str(parent))
     if out.resolve() == parent.resolve():
         raise ConfigError("--out must differ from the parent directory")
-    shards = sorted(parent.glob("*.safetensors"))
-    if not shards:
-        raise FormatError(f"{parent} has no *.safetensors weights")
+    shards = weight_shards(parent)
     axes = _expert_axes(family, layout)
 
     out.parent.mkdir(parents=True, exist_ok=True)
